@@ -1,0 +1,170 @@
+//! The Admin API (`admin_listen`) and the Status API (`status_listen`).
+//!
+//! [`router`] returns an axum `Router`, so tests can drive the API without a socket; the
+//! runtime serves it through [`Api`], which adds Kong's response headers and the access log.
+//! The entity endpoints arrive with the Admin API work; this module provides the node
+//! endpoints (`GET /`, `GET /status`) and Kong's JSON 404/405 answers.
+
+mod info;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use http::header::{HeaderValue, SERVER};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use tower::ServiceExt;
+
+use crate::logging::AccessEntry;
+use crate::node::Node;
+use crate::runtime::listener::{ConnInfo, Handler};
+use crate::store::Store;
+use crate::version::SERVER_TOKEN;
+
+/// State shared by the API handlers.
+#[derive(Clone)]
+pub struct AdminState {
+    /// The node.
+    pub node: Arc<Node>,
+    /// The datastore.
+    pub store: Store,
+}
+
+/// Kong's JSON message body: `{"message": "..."}`.
+pub fn message(status: StatusCode, text: &str) -> Response<Body> {
+    (status, Json(serde_json::json!({ "message": text }))).into_response()
+}
+
+/// The Admin API.
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/", get(info::root))
+        .route("/status", get(info::status))
+        .fallback(|| async { message(StatusCode::NOT_FOUND, "Not found") })
+        .method_not_allowed_fallback(|| async {
+            message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
+        })
+        .with_state(state)
+}
+
+/// The Status API.
+pub fn status_router(state: AdminState) -> Router {
+    Router::new()
+        .route("/status", get(info::status))
+        .route("/status/ready", get(info::ready))
+        .fallback(|| async { message(StatusCode::NOT_FOUND, "Not found") })
+        .method_not_allowed_fallback(|| async {
+            message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
+        })
+        .with_state(state)
+}
+
+/// Which API a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `admin_listen`.
+    Admin,
+    /// `status_listen`.
+    Status,
+}
+
+/// Serves an API router on a listener.
+pub struct Api {
+    router: Router,
+    node: Arc<Node>,
+    kind: Kind,
+}
+
+impl Api {
+    /// An API of `kind` over `state`.
+    pub fn new(state: AdminState, kind: Kind) -> Arc<Api> {
+        let node = state.node.clone();
+        let router = match kind {
+            Kind::Admin => router(state),
+            Kind::Status => status_router(state),
+        };
+        Arc::new(Api { router, node, kind })
+    }
+}
+
+impl Handler for Api {
+    type Body = Body;
+
+    fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        conn: ConnInfo,
+    ) -> impl std::future::Future<Output = Response<Body>> + Send + 'static {
+        async move {
+            let started = Instant::now();
+            self.node
+                .counters
+                .total_requests
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let method = req.method().clone();
+            let uri = req.uri().path_and_query().map_or("/".to_string(), |p| p.to_string());
+            let version = req.version();
+            let header = |name| {
+                req.headers()
+                    .get(name)
+                    .and_then(|v: &HeaderValue| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            let referer = header(http::header::REFERER);
+            let user_agent = header(http::header::USER_AGENT);
+            let origin = req.headers().get(http::header::ORIGIN).cloned();
+            let mut resp = match self.router.clone().oneshot(req.map(Body::new)).await {
+                Ok(r) => r,
+                Err(never) => match never {},
+            };
+            let config = self.node.config.load();
+            let h = resp.headers_mut();
+            if config.headers.server {
+                h.insert(SERVER, HeaderValue::from_static(SERVER_TOKEN));
+            }
+            let latency = started.elapsed().as_millis() as u64;
+            if config.headers.admin_latency && self.kind == Kind::Admin {
+                h.insert("x-kong-admin-latency", HeaderValue::from(latency));
+            }
+            h.insert(
+                "access-control-allow-origin",
+                origin.unwrap_or(HeaderValue::from_static("*")),
+            );
+            h.insert(
+                "access-control-allow-credentials",
+                HeaderValue::from_static("true"),
+            );
+            let logs = self.node.logs.load();
+            let log = match self.kind {
+                Kind::Admin => &logs.admin,
+                Kind::Status => &logs.status,
+            };
+            if !log.is_off() {
+                let bytes_sent = http_body::Body::size_hint(resp.body())
+                    .exact()
+                    .unwrap_or(0);
+                log.log(&AccessEntry {
+                    remote_addr: conn.peer.ip(),
+                    method: method.as_str(),
+                    uri: &uri,
+                    version: crate::proxy::version_str(version),
+                    status: resp.status().as_u16(),
+                    bytes_sent,
+                    referer: referer.as_deref(),
+                    user_agent: user_agent.as_deref(),
+                    request_id: "-",
+                    latency_ms: latency,
+                });
+            }
+            resp
+        }
+    }
+
+    fn connection(&self, opened: bool) {
+        self.node.counters.connection(opened);
+    }
+}

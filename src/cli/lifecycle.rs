@@ -1,0 +1,292 @@
+//! Node lifecycle commands: start, stop, quit, restart, reload, health, prepare.
+//!
+//! `kong start` resolves the configuration (defaults < file < env < flags), prepares the prefix
+//! and writes `.kong_env`; the node itself then runs from `.kong_env` only. In daemon mode the
+//! node is this same binary re-executed as `kong _serve --daemon`: it reports readiness (or its
+//! startup error) on a pipe to the starting process, then detaches from the terminal.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use super::{ConfArgs, PrefixArgs, StartArgs};
+use crate::config::{self, Config, ProcessEnv};
+use crate::prefix::{is_alive, Prefix};
+
+/// The line a daemonized node prints when it is ready.
+const READY: &str = "kong-ready";
+
+fn load(conf: &ConfArgs, extra: Vec<(&'static str, &'static str, String)>) -> anyhow::Result<Config> {
+    let mut overrides = extra;
+    if let Some(p) = &conf.prefix {
+        overrides.push(("--prefix", "prefix", p.display().to_string()));
+    }
+    let loaded = config::load(
+        &config::LoadOptions {
+            conf_path: conf.conf.clone(),
+            overrides,
+            ..Default::default()
+        },
+        &ProcessEnv,
+    )?;
+    for w in &loaded.warnings {
+        eprintln!("Warning: {w}");
+    }
+    Ok(loaded.config)
+}
+
+/// The prefix for commands that only take `-p`: the flag, else `KONG_PREFIX`, else the default.
+fn prefix_of(args: &PrefixArgs) -> PathBuf {
+    let path = args
+        .prefix
+        .clone()
+        .or_else(|| std::env::var_os("KONG_PREFIX").map(PathBuf::from))
+        .unwrap_or_else(|| config::default_prefix(&ProcessEnv));
+    if path.is_absolute() {
+        path
+    } else {
+        std::env::current_dir().map(|d| d.join(&path)).unwrap_or(path)
+    }
+}
+
+fn start_config(args: &StartArgs) -> anyhow::Result<Config> {
+    if args.nginx_conf.is_some() || args.nginx_conf_flags.is_some() {
+        eprintln!("Warning: --nginx-conf and --nginx-conf-flags have no effect (there is no nginx template)");
+    }
+    let mut extra = Vec::new();
+    if let Some(secs) = args.db_timeout {
+        extra.push(("--db-timeout", "pg_timeout", (secs * 1000).to_string()));
+    }
+    let _ = (args.run_migrations, args.lock_timeout);
+    load(&args.conf, extra)
+}
+
+/// `kong start`.
+pub fn start(args: &StartArgs) -> anyhow::Result<()> {
+    let config = start_config(args)?;
+    let prefix = Prefix::new(&config.prefix);
+    prefix.prepare(&config)?;
+    if config.daemon {
+        spawn_daemon(&prefix)?;
+        println!("Kong started");
+        Ok(())
+    } else {
+        let mut ready = Foreground;
+        crate::runtime::run(prefix.root(), &mut ready)?;
+        Ok(())
+    }
+}
+
+struct Foreground;
+
+impl crate::runtime::Readiness for Foreground {
+    fn ready(&mut self, _: &[(&'static str, std::net::SocketAddr)]) {
+        println!("Kong started");
+    }
+}
+
+/// Re-executes this binary as the node and waits until it is ready or has failed.
+fn spawn_daemon(prefix: &Prefix) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("could not find the kong executable")?;
+    let mut child = std::process::Command::new(exe)
+        .arg("_serve")
+        .arg("--daemon")
+        .arg("--prefix")
+        .arg(prefix.root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("could not start the kong node process")?;
+    let stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| anyhow!("could not read from the node process"))?;
+    let mut output = String::new();
+    for line in BufReader::new(stderr).lines() {
+        let line = line.unwrap_or_default();
+        if line == READY {
+            return Ok(());
+        }
+        output.push_str(&line);
+        output.push('\n');
+    }
+    let status = child.wait().context("could not wait for the node process")?;
+    let message = output
+        .trim()
+        .strip_prefix("Error: ")
+        .unwrap_or(output.trim())
+        .to_string();
+    if message.is_empty() {
+        bail!("the node exited during start-up ({status}); see the error log in {}/logs", prefix.root().display());
+    }
+    bail!("{message}")
+}
+
+/// `kong _serve`: runs the node in this process.
+pub fn serve(prefix: &Path, daemon: bool) -> anyhow::Result<()> {
+    if daemon {
+        // Leave the starting terminal's session so its hang-ups and job control don't reach us.
+        let _ = nix::unistd::setsid();
+        let mut ready = DaemonReady;
+        crate::runtime::run(prefix, &mut ready)?;
+    } else {
+        crate::runtime::run(prefix, &mut crate::runtime::NoNotify)?;
+    }
+    Ok(())
+}
+
+struct DaemonReady;
+
+impl crate::runtime::Readiness for DaemonReady {
+    fn ready(&mut self, _: &[(&'static str, std::net::SocketAddr)]) {
+        eprintln!("{READY}");
+        // From now on nobody reads our terminal output: point stdio at /dev/null so a late
+        // write can never fail or block.
+        if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+            use std::os::fd::AsRawFd;
+            for fd in 0..=2 {
+                let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
+            }
+        }
+    }
+}
+
+fn running_pid(prefix: &Path) -> anyhow::Result<i32> {
+    if !prefix.exists() {
+        bail!("no such prefix: {}", prefix.display());
+    }
+    Prefix::new(prefix)
+        .running_pid()
+        .ok_or_else(|| anyhow!("Kong is not running in {}", prefix.display()))
+}
+
+fn signal(pid: i32, sig: Signal) -> anyhow::Result<()> {
+    kill(Pid::from_raw(pid), sig).with_context(|| format!("could not send {sig} to process {pid}"))
+}
+
+fn wait_exit(pid: i32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while is_alive(pid) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
+}
+
+/// `kong stop`: fast shutdown; waits until the process is gone.
+pub fn stop(args: &PrefixArgs, quiet: bool) -> anyhow::Result<()> {
+    let prefix = prefix_of(args);
+    let pid = running_pid(&prefix)?;
+    signal(pid, Signal::SIGTERM)?;
+    if !wait_exit(pid, Duration::from_secs(10)) {
+        signal(pid, Signal::SIGKILL)?;
+        wait_exit(pid, Duration::from_secs(5));
+    }
+    if !quiet {
+        println!("Kong stopped");
+    }
+    Ok(())
+}
+
+/// `kong quit`: graceful shutdown, forceful after `timeout` seconds.
+pub fn quit(args: &PrefixArgs, timeout: u64, wait: u64) -> anyhow::Result<()> {
+    let prefix = prefix_of(args);
+    let pid = running_pid(&prefix)?;
+    if wait > 0 {
+        println!("Waiting {wait} seconds before quitting");
+        std::thread::sleep(Duration::from_secs(wait));
+    }
+    signal(pid, Signal::SIGQUIT)?;
+    if wait_exit(pid, Duration::from_secs(timeout)) {
+        println!("Kong stopped (gracefully)");
+    } else {
+        signal(pid, Signal::SIGTERM)?;
+        wait_exit(pid, Duration::from_secs(10));
+        println!("Timeout, Kong stopped forcefully");
+    }
+    Ok(())
+}
+
+/// `kong restart`: stop if running, then start.
+pub fn restart(args: &StartArgs) -> anyhow::Result<()> {
+    let config = start_config(args)?;
+    let prefix = Prefix::new(&config.prefix);
+    if let Some(pid) = prefix.running_pid() {
+        signal(pid, Signal::SIGTERM)?;
+        if !wait_exit(pid, Duration::from_secs(5)) {
+            bail!("Kong did not stop within 5 seconds (pid {pid})");
+        }
+    }
+    start(args)
+}
+
+/// `kong reload`: merges the new configuration over `.kong_env`, validates it, and signals
+/// the node, which applies it without closing its listening sockets.
+pub fn reload(args: &ConfArgs) -> anyhow::Result<()> {
+    let prefix_path = prefix_of(&PrefixArgs {
+        prefix: args.prefix.clone(),
+    });
+    let pid = running_pid(&prefix_path)?;
+    let prefix = Prefix::new(&prefix_path);
+    let mut overrides = Vec::new();
+    if let Some(p) = &args.prefix {
+        overrides.push(("--prefix", "prefix", p.display().to_string()));
+    }
+    let loaded = config::load(
+        &config::LoadOptions {
+            base: Some(prefix.kong_env()),
+            conf_path: args.conf.clone(),
+            no_default_search: args.conf.is_none(),
+            overrides,
+        },
+        &ProcessEnv,
+    )?;
+    for w in &loaded.warnings {
+        eprintln!("Warning: {w}");
+    }
+    if loaded.config.prefix != prefix_path {
+        bail!(
+            "the configuration names prefix {} but the node runs in {}; a running node cannot move",
+            loaded.config.prefix.display(),
+            prefix_path.display()
+        );
+    }
+    prefix.write_private(&prefix.kong_env(), loaded.config.to_kong_env().as_bytes())?;
+    signal(pid, Signal::SIGHUP)?;
+    println!("Kong reloaded");
+    Ok(())
+}
+
+/// `kong health`.
+pub fn health(args: &PrefixArgs) -> anyhow::Result<()> {
+    let prefix = prefix_of(args);
+    if !prefix.join(config::KONG_ENV).exists() {
+        bail!("Kong is not running at {}", prefix.display());
+    }
+    let running = Prefix::new(&prefix).running_pid().is_some();
+    println!("kong......{}", if running { "running" } else { "not running" });
+    println!();
+    if !running {
+        bail!("some services are not running");
+    }
+    println!("Kong is healthy at {}", prefix.display());
+    Ok(())
+}
+
+/// `kong prepare`.
+pub fn prepare(args: &ConfArgs) -> anyhow::Result<()> {
+    let config = load(args, Vec::new())?;
+    let prefix = Prefix::new(&config.prefix);
+    prefix
+        .prepare(&config)
+        .map_err(|e| anyhow!("{e}"))?;
+    Ok(())
+}

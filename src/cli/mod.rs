@@ -1,0 +1,174 @@
+//! The `kong` command line: one clap tree, dispatch, and exit codes.
+//!
+//! Exit codes follow Kong: 0 on success, 1 on any error (printed as `Error: <message>`).
+//! Subcommands that report a state through their code (`kong migrations list`) return it.
+
+mod check;
+mod lifecycle;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Kong-compatible API gateway.
+#[derive(Debug, Parser)]
+#[command(name = "kong", version = crate::version::KONG_VERSION, disable_version_flag = true)]
+#[command(about = "Kong-compatible API gateway: proxy, Admin API and datastore tooling in one binary")]
+pub struct Cli {
+    /// Verbose output (info-level messages on the terminal).
+    #[arg(long = "v", global = true)]
+    pub verbose: bool,
+    /// Debug output.
+    #[arg(long = "vv", global = true)]
+    pub debug: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `-c` and `-p`, shared by most commands.
+#[derive(Debug, Clone, Args)]
+pub struct ConfArgs {
+    /// Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present).
+    #[arg(short = 'c', long = "conf", value_name = "FILE")]
+    pub conf: Option<PathBuf>,
+    /// Override the prefix directory.
+    #[arg(short = 'p', long = "prefix", value_name = "DIR")]
+    pub prefix: Option<PathBuf>,
+}
+
+/// Only `-p`.
+#[derive(Debug, Clone, Args)]
+pub struct PrefixArgs {
+    /// Prefix directory of the node (default: the configured default prefix).
+    #[arg(short = 'p', long = "prefix", value_name = "DIR")]
+    pub prefix: Option<PathBuf>,
+}
+
+/// Flags of `kong start` and `kong restart`.
+#[derive(Debug, Clone, Args)]
+pub struct StartArgs {
+    #[command(flatten)]
+    conf: ConfArgs,
+    /// Run pending database migrations before starting.
+    #[arg(long = "run-migrations")]
+    run_migrations: bool,
+    /// Database timeout in seconds (overrides pg_timeout).
+    #[arg(long = "db-timeout", value_name = "SECONDS")]
+    db_timeout: Option<u64>,
+    /// Seconds to wait for the migrations lock with --run-migrations.
+    #[arg(long = "lock-timeout", value_name = "SECONDS", default_value_t = 60)]
+    lock_timeout: u64,
+    /// Accepted for compatibility with Kong; there is no nginx template here.
+    #[arg(long = "nginx-conf", value_name = "FILE", hide = true)]
+    nginx_conf: Option<PathBuf>,
+    /// Accepted for compatibility with Kong; ignored.
+    #[arg(long = "nginx-conf-flags", value_name = "FLAGS", hide = true)]
+    nginx_conf_flags: Option<String>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start a node (in the background unless nginx_daemon = off).
+    Start(StartArgs),
+    /// Stop a running node at once.
+    Stop(PrefixArgs),
+    /// Stop a running node gracefully: stop accepting, finish in-flight requests.
+    Quit {
+        /// Prefix of the node.
+        #[command(flatten)]
+        prefix: PrefixArgs,
+        /// Seconds to wait for in-flight requests before stopping forcefully (minimum 1).
+        #[arg(short = 't', long = "timeout", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: u64,
+        /// Seconds to wait before starting the graceful shutdown.
+        #[arg(short = 'w', long = "wait", default_value_t = 0)]
+        wait: u64,
+    },
+    /// Stop (if running) and start a node.
+    Restart(StartArgs),
+    /// Re-read the configuration and apply it without dropping requests.
+    Reload(ConfArgs),
+    /// Check that the node on a prefix is running.
+    Health(PrefixArgs),
+    /// Validate a configuration file.
+    Check {
+        /// The file to check.
+        #[arg(value_name = "CONF", default_value = "/etc/kong/kong.conf")]
+        conf: PathBuf,
+    },
+    /// Prepare the prefix directory without starting.
+    Prepare(ConfArgs),
+    /// Print the version.
+    Version {
+        /// Also print component versions.
+        #[arg(short = 'a', long = "all")]
+        all: bool,
+    },
+    /// Declarative configuration tools.
+    Config {
+        /// What to do.
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Run the node in this process (used by `kong start`).
+    #[command(name = "_serve", hide = true)]
+    Serve {
+        /// Prefix holding `.kong_env`.
+        #[arg(short = 'p', long = "prefix")]
+        prefix: PathBuf,
+        /// Report readiness on standard error, then detach from the terminal.
+        #[arg(long = "daemon")]
+        daemon: bool,
+    },
+}
+
+/// `kong config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Write an example declarative configuration file (default ./kong.yml).
+    Init {
+        /// Target file.
+        #[arg(value_name = "FILE", default_value = "kong.yml")]
+        file: PathBuf,
+    },
+}
+
+/// The clap command tree (for completions and man pages).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
+/// Parses the command line, runs it, and returns the process exit code.
+pub fn run() -> anyhow::Result<i32> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Start(args) => lifecycle::start(&args).map(|_| 0),
+        Command::Restart(args) => lifecycle::restart(&args).map(|_| 0),
+        Command::Stop(p) => lifecycle::stop(&p, false).map(|_| 0),
+        Command::Quit {
+            prefix,
+            timeout,
+            wait,
+        } => lifecycle::quit(&prefix, timeout, wait).map(|_| 0),
+        Command::Reload(c) => lifecycle::reload(&c).map(|_| 0),
+        Command::Health(p) => lifecycle::health(&p).map(|_| 0),
+        Command::Check { conf } => check::check(&conf),
+        Command::Prepare(c) => lifecycle::prepare(&c).map(|_| 0),
+        Command::Version { all } => {
+            println!("{}", crate::version::KONG_VERSION);
+            if all {
+                println!("Build: kong-rs {}", crate::version::BUILD_VERSION);
+                println!("Target: {}-{}", std::env::consts::ARCH, std::env::consts::OS);
+                println!("TLS: rustls 0.23 (ring)");
+                println!("HTTP: hyper 1");
+            }
+            Ok(0)
+        }
+        Command::Config { command } => match command {
+            ConfigCommand::Init { file } => check::config_init(&file).map(|_| 0),
+        },
+        Command::Serve { prefix, daemon } => lifecycle::serve(&prefix, daemon).map(|_| 0),
+    }
+}

@@ -1,0 +1,25 @@
+//! kong: a Kong-compatible API gateway node.
+//!
+//! One binary holds the proxy, the Admin API, the datastore tooling and the command line. The
+//! modules, from the outside in:
+//!
+//! - [`cli`]: the clap command tree and lifecycle commands (`kong start`, `stop`, ...);
+//! - [`runtime`]: the server side of `kong start`: listeners, signals, reload, drain;
+//! - [`admin`]: the Admin and Status APIs;
+//! - [`proxy`]: client traffic, running from the configuration snapshot only;
+//! - [`store`]: entities and their backends (embedded SQLite by default);
+//! - [`config`]: `kong.conf` + environment + flags → validated [`config::Config`];
+//! - [`prefix`], [`logging`], [`tls`], [`node`]: the pieces they share.
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod logging;
+pub mod node;
+pub mod prefix;
+pub mod proxy;
+pub mod request_id;
+pub mod runtime;
+pub mod store;
+pub mod tls;
+pub mod version;

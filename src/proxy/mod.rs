@@ -1,0 +1,116 @@
+//! The proxy: answers client traffic on `proxy_listen` from the node's current configuration
+//! snapshot only (never the datastore).
+//!
+//! The request flow is built around the plugin phases, in this order:
+//!
+//! ```text
+//! accept → rewrite → route match → access → balancer → upstream → header filter
+//!        → body filter (per chunk) → log (always, also after errors)
+//! ```
+//!
+//! Routing, upstreams and plugins arrive with their own work; until then every request ends in
+//! the "no route" error, produced by the same error path that later errors use.
+
+pub mod error;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, SERVER};
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+
+use crate::logging::AccessEntry;
+use crate::node::Node;
+use crate::runtime::listener::{ConnInfo, Handler};
+use crate::version::SERVER_TOKEN;
+use error::ProxyError;
+
+static X_KONG_REQUEST_ID: HeaderName = HeaderName::from_static("x-kong-request-id");
+static X_KONG_RESPONSE_LATENCY: HeaderName = HeaderName::from_static("x-kong-response-latency");
+
+/// The proxy's request handler.
+pub struct Proxy {
+    node: Arc<Node>,
+}
+
+impl Proxy {
+    /// A proxy serving from `node`'s state.
+    pub fn new(node: Arc<Node>) -> Arc<Proxy> {
+        Arc::new(Proxy { node })
+    }
+
+    fn answer(&self, req: &Request<Incoming>, conn: ConnInfo, started: Instant) -> Response<Full<Bytes>> {
+        let config = self.node.config.load();
+        let id = crate::request_id::generate();
+        let id = std::str::from_utf8(&id).unwrap_or_default();
+        let err = ProxyError::NoRoute;
+        let resp = error::respond(&err, req.headers(), id, &config.error_default_type);
+        let (mut parts, body) = resp.into_parts();
+        let h = &mut parts.headers;
+        if config.headers.server {
+            h.insert(SERVER, HeaderValue::from_static(SERVER_TOKEN));
+        }
+        if config.headers.request_id {
+            if let Ok(v) = HeaderValue::from_str(id) {
+                h.insert(X_KONG_REQUEST_ID.clone(), v);
+            }
+        }
+        let latency = started.elapsed().as_millis() as u64;
+        if config.headers.response_latency {
+            h.insert(X_KONG_RESPONSE_LATENCY.clone(), HeaderValue::from(latency));
+        }
+        let logs = self.node.logs.load();
+        if !logs.proxy.is_off() {
+            let header = |name| req.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+            logs.proxy.log(&AccessEntry {
+                remote_addr: conn.peer.ip(),
+                method: req.method().as_str(),
+                uri: req.uri().path_and_query().map_or("/", |p| p.as_str()),
+                version: version_str(req.version()),
+                status: parts.status.as_u16(),
+                bytes_sent: body.len() as u64,
+                referer: header(http::header::REFERER),
+                user_agent: header(http::header::USER_AGENT),
+                request_id: id,
+                latency_ms: latency,
+            });
+        }
+        Response::from_parts(parts, Full::new(body))
+    }
+}
+
+/// `HTTP/1.1`-style protocol name for logs.
+pub fn version_str(v: http::Version) -> &'static str {
+    match v {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_2 => "HTTP/2.0",
+        http::Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+impl Handler for Proxy {
+    type Body = Full<Bytes>;
+
+    fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        conn: ConnInfo,
+    ) -> impl std::future::Future<Output = Response<Self::Body>> + Send + 'static {
+        let started = Instant::now();
+        let counters = &self.node.counters;
+        counters
+            .total_requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let resp = self.answer(&req, conn, started);
+        std::future::ready(resp)
+    }
+
+    fn connection(&self, opened: bool) {
+        self.node.counters.connection(opened);
+    }
+}

@@ -1,0 +1,307 @@
+//! `kong start`'s server side: the tokio runtime, listeners, signals, reload and drain.
+//!
+//! Signals, as Kong's (nginx's) master process understands them:
+//! - `SIGHUP`: reload — re-read `<prefix>/.kong_env`, validate, then apply: log level and files,
+//!   headers, TLS certificates, and the listener set (unchanged sockets stay open, new ones are
+//!   bound, removed ones drain). An invalid configuration is logged and the old one kept.
+//! - `SIGQUIT`: graceful stop — stop accepting, let in-flight requests finish, then exit.
+//! - `SIGTERM`, `SIGINT`: fast stop.
+
+pub mod listener;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::admin::{AdminState, Api, Kind as ApiKind};
+use crate::config::{self, Config, Listen};
+use crate::logging::ErrorLog;
+use crate::node::{AccessLogs, Node};
+use crate::prefix::Prefix;
+use crate::proxy::Proxy;
+use crate::store::Store;
+use crate::tls;
+use listener::Running;
+
+/// Why the node could not start or keep running.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// Configuration problems.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// Prefix problems.
+    #[error(transparent)]
+    Prefix(#[from] crate::prefix::PrefixError),
+    /// A log file could not be opened.
+    #[error("could not open log files: {0}")]
+    Logs(std::io::Error),
+    /// The datastore could not be opened.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// A listener could not be bound.
+    #[error(transparent)]
+    Bind(#[from] listener::BindError),
+    /// TLS material is unusable.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// The async runtime could not start.
+    #[error("could not start the runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// How the node tells whoever started it that it is ready (or why it failed).
+pub trait Readiness: Send {
+    /// Called once all listeners are bound and the pid file is written.
+    fn ready(&mut self, addresses: &[(&'static str, std::net::SocketAddr)]);
+}
+
+/// No notification (foreground runs).
+pub struct NoNotify;
+
+impl Readiness for NoNotify {
+    fn ready(&mut self, _: &[(&'static str, std::net::SocketAddr)]) {}
+}
+
+/// Loads the configuration a node on `prefix` runs with: exactly what `.kong_env` says.
+///
+/// The environment is not consulted again: `kong start`/`kong reload` already merged it into
+/// `.kong_env`, so a later reload is not overridden by the variables of the original start.
+pub fn load_prefix_config(prefix: &Path) -> Result<Config, config::ConfigError> {
+    let opts = config::LoadOptions {
+        base: Some(prefix.join(config::KONG_ENV)),
+        no_default_search: true,
+        ..Default::default()
+    };
+    let empty: std::collections::BTreeMap<String, String> = Default::default();
+    Ok(config::load(&opts, &empty)?.config)
+}
+
+/// Runs the node on `prefix` until it is told to stop.
+pub fn run(prefix: &Path, readiness: &mut dyn Readiness) -> Result<(), RuntimeError> {
+    let config = load_prefix_config(prefix)?;
+    let error_log = ErrorLog::install(&config).map_err(RuntimeError::Logs)?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all().thread_name("kong-worker");
+    if let Some(n) = config.worker_threads {
+        builder.worker_threads(n);
+    }
+    let rt = builder.build().map_err(RuntimeError::Runtime)?;
+    let result = rt.block_on(serve(config, error_log, readiness));
+    if let Err(e) = &result {
+        tracing::error!(error = %e, "node stopped on error");
+    }
+    // Connection tasks still draining after a fast stop are abandoned here.
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+    result
+}
+
+type Key = (&'static str, String);
+
+struct Listeners {
+    running: HashMap<Key, Running>,
+}
+
+/// What the running node holds on to.
+struct Server {
+    node: Arc<Node>,
+    proxy: Arc<Proxy>,
+    admin: Arc<Api>,
+    status: Arc<Api>,
+    listeners: Listeners,
+    error_log: ErrorLog,
+}
+
+async fn serve(
+    config: Config,
+    error_log: ErrorLog,
+    readiness: &mut dyn Readiness,
+) -> Result<(), RuntimeError> {
+    let prefix = Prefix::new(&config.prefix);
+    let store = Store::open(&config).await?;
+    let node = Node::new(config.clone(), crate::node::resolve_id(&config)).map_err(RuntimeError::Logs)?;
+    let state = AdminState {
+        node: node.clone(),
+        store,
+    };
+    let mut server = Server {
+        proxy: Proxy::new(node.clone()),
+        admin: Api::new(state.clone(), ApiKind::Admin),
+        status: Api::new(state, ApiKind::Status),
+        node,
+        listeners: Listeners {
+            running: HashMap::new(),
+        },
+        error_log,
+    };
+    server.apply_listeners(&config, true).await?;
+    let pid = std::process::id();
+    prefix.write_pid(pid)?;
+    let addresses: Vec<_> = server
+        .listeners
+        .running
+        .iter()
+        .map(|((kind, _), r)| (*kind, r.local))
+        .collect();
+    tracing::info!(pid, prefix = %config.prefix.display(), "Kong started");
+    readiness.ready(&addresses);
+
+    let result = server.signal_loop(&prefix).await;
+    prefix.remove_pid(pid);
+    result
+}
+
+impl Server {
+    async fn signal_loop(&mut self, prefix: &Prefix) -> Result<(), RuntimeError> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = signal(SignalKind::hangup()).map_err(RuntimeError::Runtime)?;
+        let mut quit = signal(SignalKind::quit()).map_err(RuntimeError::Runtime)?;
+        let mut term = signal(SignalKind::terminate()).map_err(RuntimeError::Runtime)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(RuntimeError::Runtime)?;
+        loop {
+            tokio::select! {
+                _ = hup.recv() => self.reload(prefix).await,
+                _ = quit.recv() => {
+                    tracing::info!("graceful shutdown: draining connections");
+                    let drain = self.drain_all();
+                    tokio::pin!(drain);
+                    // A fast stop still wins while draining.
+                    tokio::select! {
+                        _ = &mut drain => tracing::info!("all connections drained; exiting"),
+                        _ = term.recv() => tracing::info!("SIGTERM while draining; exiting now"),
+                        _ = int.recv() => tracing::info!("SIGINT while draining; exiting now"),
+                    }
+                    return Ok(());
+                }
+                _ = term.recv() => { tracing::info!("SIGTERM: exiting"); return Ok(()); }
+                _ = int.recv() => { tracing::info!("SIGINT: exiting"); return Ok(()); }
+            }
+        }
+    }
+
+    fn drain_all(&mut self) -> impl std::future::Future<Output = ()> {
+        let all: Vec<Running> = self.listeners.running.drain().map(|(_, r)| r).collect();
+        async move {
+            let mut tasks = tokio::task::JoinSet::new();
+            for r in all {
+                tasks.spawn(r.drain());
+            }
+            while tasks.join_next().await.is_some() {}
+        }
+    }
+
+    async fn reload(&mut self, prefix: &Prefix) {
+        let config = match load_prefix_config(prefix.root()) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "reload refused: invalid configuration; keeping the current one");
+                return;
+            }
+        };
+        if let Err(e) = self.error_log.reload(&config) {
+            tracing::error!(error = %e, "reload: could not reopen the error log");
+        }
+        match AccessLogs::open(&config) {
+            Ok(logs) => self.node.logs.store(Arc::new(logs)),
+            Err(e) => tracing::error!(error = %e, "reload: could not reopen access logs"),
+        }
+        if let Err(e) = self.apply_listeners(&config, false).await {
+            tracing::error!(error = %e, "reload: listeners not fully applied");
+        }
+        self.node.config.store(Arc::new(config));
+        tracing::info!("configuration reloaded");
+    }
+
+    /// Makes the running listeners match `config`: keeps unchanged sockets (updating their TLS
+    /// configuration), binds new ones, drains removed ones. On start, any failure is fatal.
+    async fn apply_listeners(&mut self, config: &Config, starting: bool) -> Result<(), RuntimeError> {
+        let ssl_dir = config.prefix.join("ssl");
+        let wanted: Vec<(&'static str, &Listen)> = [
+            ("proxy_listen", &config.proxy_listen),
+            ("admin_listen", &config.admin_listen),
+            ("status_listen", &config.status_listen),
+        ]
+        .into_iter()
+        .flat_map(|(kind, ls)| ls.iter().map(move |l| (kind, l)))
+        .collect();
+
+        let mut first_error = None;
+        let mut keep = Vec::new();
+        for (kind, listen) in wanted {
+            let key = (kind, listen.address());
+            keep.push(key.clone());
+            let tls = match listen.ssl {
+                true => match tls_for(config, kind, &ssl_dir, listen.http2) {
+                    Ok(t) => Some(t),
+                    Err(e) if starting => return Err(e),
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                        continue;
+                    }
+                },
+                false => None,
+            };
+            if let Some(running) = self.listeners.running.get(&key) {
+                if running.listen.http2 != listen.http2 || running.listen.reuseport != listen.reuseport || running.listen.backlog != listen.backlog {
+                    tracing::warn!(listener = %listen, "changed socket flags take effect at the next start");
+                }
+                running.tls.store(tls);
+                continue;
+            }
+            let socket = match listener::bind(listen, kind) {
+                Ok(s) => s,
+                Err(e) if starting => return Err(e.into()),
+                Err(e) => {
+                    first_error.get_or_insert(e.into());
+                    continue;
+                }
+            };
+            let started = match kind {
+                "proxy_listen" => Running::start(socket, listen.clone(), tls, self.proxy.clone()),
+                "admin_listen" => Running::start(socket, listen.clone(), tls, self.admin.clone()),
+                _ => Running::start(socket, listen.clone(), tls, self.status.clone()),
+            };
+            match started {
+                Ok(r) => {
+                    tracing::info!(listener = %listen, kind, address = %r.local, "listening");
+                    self.listeners.running.insert(key, r);
+                }
+                Err(e) => tracing::error!(listener = %listen, error = %e, "could not start listener"),
+            }
+        }
+        let removed: Vec<Key> = self
+            .listeners
+            .running
+            .keys()
+            .filter(|k| !keep.contains(k))
+            .cloned()
+            .collect();
+        for key in removed {
+            if let Some(r) = self.listeners.running.remove(&key) {
+                tracing::info!(listener = %r.listen, "listener removed; draining its connections");
+                tokio::spawn(r.drain());
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+fn tls_for(
+    config: &Config,
+    kind: &'static str,
+    ssl_dir: &Path,
+    http2: bool,
+) -> Result<Arc<rustls::ServerConfig>, RuntimeError> {
+    let (certs, keys, prefix, name) = match kind {
+        "admin_listen" => (&config.admin_ssl_cert, &config.admin_ssl_cert_key, "admin-", "admin"),
+        "status_listen" => (&config.status_ssl_cert, &config.status_ssl_cert_key, "status-", "status"),
+        _ => (&config.ssl_cert, &config.ssl_cert_key, "", "proxy"),
+    };
+    let pair = match tls::load_configured(certs, keys)?.into_iter().next() {
+        Some(pair) => pair,
+        None => tls::default_cert(ssl_dir, prefix)?,
+    };
+    Ok(tls::server_config(&pair, http2, name)?)
+}
