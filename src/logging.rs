@@ -249,7 +249,9 @@ impl AccessLog {
 
 /// Escapes quotes and control bytes the way nginx does in access logs.
 fn escape(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.bytes().all(|b| b != b'"' && b != b'\\' && (0x20..0x7f).contains(&b)) {
+    if s.bytes()
+        .all(|b| b != b'"' && b != b'\\' && (0x20..0x7f).contains(&b))
+    {
         return s.into();
     }
     let mut out = String::with_capacity(s.len() + 8);

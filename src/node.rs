@@ -24,7 +24,23 @@ pub struct Counters {
     pub total_requests: AtomicU64,
 }
 
+/// Marks one request in flight; dropping it ends the request.
+pub struct InFlight<'a>(&'a Counters);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.writing.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl Counters {
+    /// Counts a new request and marks it in flight until the guard is dropped.
+    pub fn request(&self) -> InFlight<'_> {
+        self.total_requests.fetch_add(1, Ordering::Relaxed);
+        self.writing.fetch_add(1, Ordering::Relaxed);
+        InFlight(self)
+    }
+
     /// Records a connection opening or closing.
     pub fn connection(&self, opened: bool) {
         if opened {

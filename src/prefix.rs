@@ -71,7 +71,11 @@ impl Prefix {
     /// (a crash, a reboot) is stale: it is removed and `None` is returned.
     pub fn running_pid(&self) -> Option<i32> {
         let path = self.pid_file();
-        let pid = std::fs::read_to_string(&path).ok()?.trim().parse::<i32>().ok();
+        let pid = std::fs::read_to_string(&path)
+            .ok()?
+            .trim()
+            .parse::<i32>()
+            .ok();
         match pid {
             Some(pid) if pid > 0 && is_alive(pid) => Some(pid),
             _ => {

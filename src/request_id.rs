@@ -42,6 +42,8 @@ mod tests {
         let a = super::generate();
         let b = super::generate();
         assert_ne!(a, b);
-        assert!(a.iter().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(a
+            .iter()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
     }
 }

@@ -128,10 +128,9 @@ pub fn server_config(
     listener: &'static str,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let invalid = |reason: String| TlsError::Invalid { listener, reason };
-    let certs: Vec<CertificateDer<'static>> =
-        rustls_pemfile::certs(&mut pair.cert.as_bytes())
-            .collect::<Result<_, _>>()
-            .map_err(|e| invalid(format!("bad certificate PEM: {e}")))?;
+    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pair.cert.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| invalid(format!("bad certificate PEM: {e}")))?;
     if certs.is_empty() {
         return Err(invalid("no certificate found in PEM".into()));
     }
@@ -173,6 +172,8 @@ mod tests {
             key: "nope".into(),
         };
         let err = server_config(&pair, false, "proxy").expect_err("invalid");
-        assert!(err.to_string().contains("invalid certificate for proxy listeners"));
+        assert!(err
+            .to_string()
+            .contains("invalid certificate for proxy listeners"));
     }
 }

@@ -1,1 +1,11 @@
-fn main(){}
+//! Integration tests: the real `kong` binary, real sockets, real databases.
+//!
+//! One test binary; helpers live in `support/`. Ports come from the OS, waits have deadlines.
+
+mod support;
+
+mod admin_info;
+mod config_cli;
+mod lifecycle;
+mod pg_harness;
+mod proxy_errors;

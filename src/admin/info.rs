@@ -60,7 +60,11 @@ pub async fn status(
         .get("scale")
         .and_then(|s| s.parse::<usize>().ok())
         .unwrap_or(2);
-    let suffix = if divisor == 1.0 { String::new() } else { format!(" {}iB", unit.to_ascii_uppercase()) };
+    let suffix = if divisor == 1.0 {
+        String::new()
+    } else {
+        format!(" {}iB", unit.to_ascii_uppercase())
+    };
     let format = |bytes: u64| {
         if divisor == 1.0 {
             json!(bytes)
@@ -100,7 +104,10 @@ pub async fn ready(State(state): State<AdminState>) -> Response {
     if state.store.reachable().await {
         message(StatusCode::OK, "ready")
     } else {
-        message(StatusCode::SERVICE_UNAVAILABLE, "failed to connect to database")
+        message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "failed to connect to database",
+        )
     }
 }
 
@@ -108,7 +115,11 @@ pub async fn ready(State(state): State<AdminState>) -> Response {
 fn rss_bytes() -> u64 {
     let pages = std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
         .unwrap_or(0);
     pages * 4096
 }

@@ -94,19 +94,15 @@ impl Api {
 impl Handler for Api {
     type Body = Body;
 
-    fn handle(
-        self: Arc<Self>,
-        req: Request<Incoming>,
-        conn: ConnInfo,
-    ) -> impl std::future::Future<Output = Response<Body>> + Send + 'static {
-        async move {
+    async fn handle(self: Arc<Self>, req: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
+        {
             let started = Instant::now();
-            self.node
-                .counters
-                .total_requests
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let _in_flight = self.node.counters.request();
             let method = req.method().clone();
-            let uri = req.uri().path_and_query().map_or("/".to_string(), |p| p.to_string());
+            let uri = req
+                .uri()
+                .path_and_query()
+                .map_or("/".to_string(), |p| p.to_string());
             let version = req.version();
             let header = |name| {
                 req.headers()
@@ -144,9 +140,7 @@ impl Handler for Api {
                 Kind::Status => &logs.status,
             };
             if !log.is_off() {
-                let bytes_sent = http_body::Body::size_hint(resp.body())
-                    .exact()
-                    .unwrap_or(0);
+                let bytes_sent = http_body::Body::size_hint(resp.body()).exact().unwrap_or(0);
                 log.log(&AccessEntry {
                     remote_addr: conn.peer.ip(),
                     method: method.as_str(),

@@ -21,7 +21,10 @@ use crate::prefix::{is_alive, Prefix};
 /// The line a daemonized node prints when it is ready.
 const READY: &str = "kong-ready";
 
-fn load(conf: &ConfArgs, extra: Vec<(&'static str, &'static str, String)>) -> anyhow::Result<Config> {
+fn load(
+    conf: &ConfArgs,
+    extra: Vec<(&'static str, &'static str, String)>,
+) -> anyhow::Result<Config> {
     let mut overrides = extra;
     if let Some(p) = &conf.prefix {
         overrides.push(("--prefix", "prefix", p.display().to_string()));
@@ -50,7 +53,9 @@ fn prefix_of(args: &PrefixArgs) -> PathBuf {
     if path.is_absolute() {
         path
     } else {
-        std::env::current_dir().map(|d| d.join(&path)).unwrap_or(path)
+        std::env::current_dir()
+            .map(|d| d.join(&path))
+            .unwrap_or(path)
     }
 }
 
@@ -116,14 +121,19 @@ fn spawn_daemon(prefix: &Prefix) -> anyhow::Result<()> {
         output.push_str(&line);
         output.push('\n');
     }
-    let status = child.wait().context("could not wait for the node process")?;
+    let status = child
+        .wait()
+        .context("could not wait for the node process")?;
     let message = output
         .trim()
         .strip_prefix("Error: ")
         .unwrap_or(output.trim())
         .to_string();
     if message.is_empty() {
-        bail!("the node exited during start-up ({status}); see the error log in {}/logs", prefix.root().display());
+        bail!(
+            "the node exited during start-up ({status}); see the error log in {}/logs",
+            prefix.root().display()
+        );
     }
     bail!("{message}")
 }
@@ -148,7 +158,11 @@ impl crate::runtime::Readiness for DaemonReady {
         eprintln!("{READY}");
         // From now on nobody reads our terminal output: point stdio at /dev/null so a late
         // write can never fail or block.
-        if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+        if let Ok(null) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+        {
             use std::os::fd::AsRawFd;
             for fd in 0..=2 {
                 let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
@@ -272,7 +286,10 @@ pub fn health(args: &PrefixArgs) -> anyhow::Result<()> {
         bail!("Kong is not running at {}", prefix.display());
     }
     let running = Prefix::new(&prefix).running_pid().is_some();
-    println!("kong......{}", if running { "running" } else { "not running" });
+    println!(
+        "kong......{}",
+        if running { "running" } else { "not running" }
+    );
     println!();
     if !running {
         bail!("some services are not running");
@@ -285,8 +302,6 @@ pub fn health(args: &PrefixArgs) -> anyhow::Result<()> {
 pub fn prepare(args: &ConfArgs) -> anyhow::Result<()> {
     let config = load(args, Vec::new())?;
     let prefix = Prefix::new(&config.prefix);
-    prefix
-        .prepare(&config)
-        .map_err(|e| anyhow!("{e}"))?;
+    prefix.prepare(&config).map_err(|e| anyhow!("{e}"))?;
     Ok(())
 }

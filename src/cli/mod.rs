@@ -13,7 +13,9 @@ use clap::{Args, Parser, Subcommand};
 /// Kong-compatible API gateway.
 #[derive(Debug, Parser)]
 #[command(name = "kong", version = crate::version::KONG_VERSION, disable_version_flag = true)]
-#[command(about = "Kong-compatible API gateway: proxy, Admin API and datastore tooling in one binary")]
+#[command(
+    about = "Kong-compatible API gateway: proxy, Admin API and datastore tooling in one binary"
+)]
 pub struct Cli {
     /// Verbose output (info-level messages on the terminal).
     #[arg(long = "v", global = true)]
@@ -160,7 +162,11 @@ pub fn run() -> anyhow::Result<i32> {
             println!("{}", crate::version::KONG_VERSION);
             if all {
                 println!("Build: kong-rs {}", crate::version::BUILD_VERSION);
-                println!("Target: {}-{}", std::env::consts::ARCH, std::env::consts::OS);
+                println!(
+                    "Target: {}-{}",
+                    std::env::consts::ARCH,
+                    std::env::consts::OS
+                );
                 println!("TLS: rustls 0.23 (ring)");
                 println!("HTTP: hyper 1");
             }

@@ -152,9 +152,9 @@ fn keepalive(v: &str) -> Option<bool> {
     on_off(v).or_else(|| {
         let parts: Vec<_> = v.split(':').collect();
         (parts.len() == 3
-            && parts
-                .iter()
-                .all(|p| p.is_empty() || p.trim_end_matches(['s', 'm', 'h']).parse::<u32>().is_ok()))
+            && parts.iter().all(|p| {
+                p.is_empty() || p.trim_end_matches(['s', 'm', 'h']).parse::<u32>().is_ok()
+            }))
         .then_some(true)
     })
 }
@@ -170,7 +170,9 @@ fn split_host_port(addr: &str) -> Result<(String, u16), String> {
             .rsplit_once(':')
             .ok_or_else(|| format!("'{addr}' has no port (expected address:port)"))?;
         if h.contains(':') {
-            return Err(format!("IPv6 address in '{addr}' must be bracketed: [addr]:port"));
+            return Err(format!(
+                "IPv6 address in '{addr}' must be bracketed: [addr]:port"
+            ));
         }
         (h.to_string(), p)
     };

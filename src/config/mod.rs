@@ -153,7 +153,11 @@ pub fn load(opts: &LoadOptions, env: &dyn Env) -> Result<Loaded, ConfigError> {
     })
 }
 
-fn apply_file(raw: &mut RawMap, path: &Path, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
+fn apply_file(
+    raw: &mut RawMap,
+    path: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
     let shown = path.display().to_string();
     for entry in parse::parse_file(path)? {
         let key = properties::canonical(&entry.key).to_string();
@@ -200,7 +204,9 @@ fn apply_env(raw: &mut RawMap, env: &dyn Env) {
         };
         let key = rest.to_ascii_lowercase();
         let is_alias = properties::ALIASES.iter().any(|(a, _)| *a == key);
-        let dynamic = properties::DYNAMIC_PREFIXES.iter().any(|p| key.starts_with(p));
+        let dynamic = properties::DYNAMIC_PREFIXES
+            .iter()
+            .any(|p| key.starts_with(p));
         if (is_alias || dynamic) && properties::find(&key).is_none() {
             set(&key, var, value);
         }
@@ -227,7 +233,9 @@ fn build(raw: &RawMap, env: &dyn Env, warnings: &mut Vec<String>) -> Result<Conf
         _ => Database::Sqlite,
     };
     if database == Database::Sqlite
-        && raw.get("database").is_some_and(|v| v.source == Source::Default)
+        && raw
+            .get("database")
+            .is_some_and(|v| v.source == Source::Default)
         && raw
             .iter()
             .any(|(k, v)| k.starts_with("pg_") && v.source != Source::Default)
@@ -255,8 +263,12 @@ fn build(raw: &RawMap, env: &dyn Env, warnings: &mut Vec<String>) -> Result<Conf
         host: host.to_string(),
         port: r.opt_int("pg_ro_port").unwrap_or(pg.port),
         timeout_ms: r.opt_int("pg_ro_timeout").unwrap_or(pg.timeout_ms),
-        user: r.opt_string("pg_ro_user").unwrap_or_else(|| pg.user.clone()),
-        password: r.opt_string("pg_ro_password").or_else(|| pg.password.clone()),
+        user: r
+            .opt_string("pg_ro_user")
+            .unwrap_or_else(|| pg.user.clone()),
+        password: r
+            .opt_string("pg_ro_password")
+            .or_else(|| pg.password.clone()),
         database: r
             .opt_string("pg_ro_database")
             .unwrap_or_else(|| pg.database.clone()),
@@ -302,13 +314,15 @@ fn build(raw: &RawMap, env: &dyn Env, warnings: &mut Vec<String>) -> Result<Conf
         },
     };
 
-    let node_id = r.get("node_id").and_then(|v| match uuid::Uuid::parse_str(v) {
-        Ok(id) => Some(id),
-        Err(_) => {
-            r.invalid("node_id", format!("node_id must be a valid UUID: '{v}'"));
-            None
-        }
-    });
+    let node_id = r
+        .get("node_id")
+        .and_then(|v| match uuid::Uuid::parse_str(v) {
+            Ok(id) => Some(id),
+            Err(_) => {
+                r.invalid("node_id", format!("node_id must be a valid UUID: '{v}'"));
+                None
+            }
+        });
 
     for (cert, key) in [
         ("ssl_cert", "ssl_cert_key"),
@@ -371,10 +385,7 @@ fn build(raw: &RawMap, env: &dyn Env, warnings: &mut Vec<String>) -> Result<Conf
         raw: raw
             .iter()
             .map(|(k, v)| (k.clone(), v.value.clone().filter(|s| !s.trim().is_empty())))
-            .chain([(
-                "prefix".to_string(),
-                Some(prefix.display().to_string()),
-            )])
+            .chain([("prefix".to_string(), Some(prefix.display().to_string()))])
             .collect(),
         prefix,
     };
@@ -518,11 +529,12 @@ impl Config {
                             }
                         })
                         .unwrap_or(Value::Null),
-                    Some(properties::Kind::List) | Some(properties::Kind::Listen) => {
-                        Value::Array(
-                            typed::split_list(v).into_iter().map(Value::String).collect(),
-                        )
-                    }
+                    Some(properties::Kind::List) | Some(properties::Kind::Listen) => Value::Array(
+                        typed::split_list(v)
+                            .into_iter()
+                            .map(Value::String)
+                            .collect(),
+                    ),
                     _ => Value::String(v.clone()),
                 },
             };
@@ -554,7 +566,11 @@ mod tests {
         f
     }
 
-    fn load_with(file: Option<&Path>, e: &[(&str, &str)], overrides: Vec<(&'static str, &'static str, String)>) -> Result<Loaded, ConfigError> {
+    fn load_with(
+        file: Option<&Path>,
+        e: &[(&str, &str)],
+        overrides: Vec<(&'static str, &'static str, String)>,
+    ) -> Result<Loaded, ConfigError> {
         load(
             &LoadOptions {
                 conf_path: file.map(Path::to_path_buf),
@@ -568,7 +584,9 @@ mod tests {
 
     #[test]
     fn defaults_are_kongs() {
-        let c = load_with(None, &[("HOME", "/home/x")], vec![]).expect("defaults").config;
+        let c = load_with(None, &[("HOME", "/home/x")], vec![])
+            .expect("defaults")
+            .config;
         assert_eq!(c.log_level, LogLevel::Notice);
         assert_eq!(c.proxy_listen.len(), 2);
         assert_eq!(c.proxy_listen[0].address(), "0.0.0.0:8000");
@@ -586,10 +604,15 @@ mod tests {
 
     #[test]
     fn precedence_is_default_file_env_cli() {
-        let f = write("log_level = info\npg_host = file-host\npg_port = 1111\nprefix = /tmp/from-file\n");
+        let f = write(
+            "log_level = info\npg_host = file-host\npg_port = 1111\nprefix = /tmp/from-file\n",
+        );
         let c = load_with(
             Some(f.path()),
-            &[("KONG_PG_HOST", "env-host"), ("KONG_PREFIX", "/tmp/from-env")],
+            &[
+                ("KONG_PG_HOST", "env-host"),
+                ("KONG_PREFIX", "/tmp/from-env"),
+            ],
             vec![("--prefix", "prefix", "/tmp/from-cli".into())],
         )
         .expect("valid")
@@ -603,13 +626,25 @@ mod tests {
     #[test]
     fn errors_name_key_value_reason_and_origin() {
         let f = write("log_level = loud\npg_port = abc\nproxy_listen = 0.0.0.0 ssl\n");
-        let err = load_with(Some(f.path()), &[("KONG_PG_SSL", "maybe")], vec![]).expect_err("invalid");
+        let err =
+            load_with(Some(f.path()), &[("KONG_PG_SSL", "maybe")], vec![]).expect_err("invalid");
         let msg = err.to_string();
         let p = f.path().display();
         assert!(msg.contains(&format!("log_level has an invalid value: 'loud' (debug, info, notice, warn, error, crit, alert, emerg) (from {p}:1)")), "{msg}");
-        assert!(msg.contains(&format!("pg_port is not a number: 'abc' (from {p}:2)")), "{msg}");
-        assert!(msg.contains("proxy_listen has an invalid value: '0.0.0.0 ssl'"), "{msg}");
-        assert!(msg.contains("pg_ssl is not a boolean: 'maybe' (from environment variable KONG_PG_SSL)"), "{msg}");
+        assert!(
+            msg.contains(&format!("pg_port is not a number: 'abc' (from {p}:2)")),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("proxy_listen has an invalid value: '0.0.0.0 ssl'"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(
+                "pg_ssl is not a boolean: 'maybe' (from environment variable KONG_PG_SSL)"
+            ),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -618,29 +653,41 @@ mod tests {
         let loaded = load_with(Some(f.path()), &[], vec![]).expect("valid");
         assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
         assert!(loaded.warnings[0].contains("unknown property 'no_such_thing'"));
-        assert!(!loaded.config.daemon, "nginx_main_daemon is an alias of nginx_daemon");
+        assert!(
+            !loaded.config.daemon,
+            "nginx_main_daemon is an alias of nginx_daemon"
+        );
     }
 
     #[test]
     fn env_alias_and_daemon_off() {
-        let c = load_with(None, &[("KONG_NGINX_DAEMON", "off")], vec![]).expect("valid").config;
+        let c = load_with(None, &[("KONG_NGINX_DAEMON", "off")], vec![])
+            .expect("valid")
+            .config;
         assert!(!c.daemon);
-        let c = load_with(None, &[("KONG_NGINX_MAIN_DAEMON", "off")], vec![]).expect("valid").config;
+        let c = load_with(None, &[("KONG_NGINX_MAIN_DAEMON", "off")], vec![])
+            .expect("valid")
+            .config;
         assert!(!c.daemon);
     }
 
     #[test]
     fn missing_conf_file_is_an_error() {
-        let err = load_with(Some(Path::new("/nonexistent/kong.conf")), &[], vec![]).expect_err("missing");
+        let err =
+            load_with(Some(Path::new("/nonexistent/kong.conf")), &[], vec![]).expect_err("missing");
         assert_eq!(err.to_string(), "no file at: /nonexistent/kong.conf");
     }
 
     #[test]
     fn kong_env_round_trips_and_json_masks_secrets() {
-        let f = write("pg_password = s3cr#t\nplugins = bundled,key-auth\n");
-        let c = load_with(Some(f.path()), &[], vec![]).expect("valid").config;
+        let f = write("pg_password = s3cr\\#t\nplugins = bundled,key-auth\n");
+        let c = load_with(Some(f.path()), &[], vec![])
+            .expect("valid")
+            .config;
         let again = write(&c.to_kong_env());
-        let c2 = load_with(Some(again.path()), &[], vec![]).expect("valid").config;
+        let c2 = load_with(Some(again.path()), &[], vec![])
+            .expect("valid")
+            .config;
         assert_eq!(c2.pg.password.as_deref(), Some("s3cr#t"));
         assert_eq!(c.raw, c2.raw);
         let json = c.to_json();

@@ -86,10 +86,7 @@ pub fn parse(text: &str, path: &str) -> Result<Vec<Entry>, Vec<SyntaxError>> {
             errors.push(error("missing key before '='"));
             continue;
         }
-        if !key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        {
+        if !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             errors.push(error("keys may only contain letters, digits and '_'"));
             continue;
         }
@@ -164,7 +161,8 @@ mod tests {
 
     #[test]
     fn reports_every_bad_line_with_its_number() {
-        let errors = parse("ok = 1\nnot a pair\n= 3\nbad-key = 1\n", "k.conf").expect_err("invalid");
+        let errors =
+            parse("ok = 1\nnot a pair\n= 3\nbad-key = 1\n", "k.conf").expect_err("invalid");
         let lines: Vec<_> = errors.iter().map(|e| e.line).collect();
         assert_eq!(lines, vec![2, 3, 4]);
         assert_eq!(

@@ -264,9 +264,8 @@ impl<'a> Reader<'a> {
                 Kind::Bool => parse_bool(v)
                     .is_none()
                     .then(|| format!("{} is not a boolean: '{shown}'", prop.name)),
-                Kind::NgxBool => (!matches!(v, "on" | "off")).then(|| {
-                    format!("{} has an invalid value: '{shown}' (on, off)", prop.name)
-                }),
+                Kind::NgxBool => (!matches!(v, "on" | "off"))
+                    .then(|| format!("{} has an invalid value: '{shown}' (on, off)", prop.name)),
                 Kind::Int(min, max) => match v.parse::<i64>() {
                     Err(_) => Some(format!("{} is not a number: '{shown}'", prop.name)),
                     Ok(n) if n < min || n > max => Some(if max == i64::MAX {
@@ -290,9 +289,12 @@ impl<'a> Reader<'a> {
                 Kind::Listen => parse_listeners(v, prop.name == "stream_listen")
                     .err()
                     .map(|e| format!("{} has an invalid value: '{v}': {e}", prop.name)),
-                Kind::Size => parse_size(v)
-                    .is_none()
-                    .then(|| format!("{} is not a size: '{shown}' (examples: 512, 8k, 10m, 1g)", prop.name)),
+                Kind::Size => parse_size(v).is_none().then(|| {
+                    format!(
+                        "{} is not a size: '{shown}' (examples: 512, 8k, 10m, 1g)",
+                        prop.name
+                    )
+                }),
             };
             if let Some(reason) = problem {
                 self.fail(prop.name, reason);

@@ -103,7 +103,10 @@ impl Format {
 
 /// Picks the format for an error response to a request with `headers`.
 pub fn negotiate(headers: &HeaderMap, logical: bool, default_type: &str) -> Format {
-    if let Some(accept) = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()) {
+    if let Some(accept) = headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+    {
         let mut best: Option<(f32, Format)> = None;
         for item in accept.split(',') {
             let mut parts = item.split(';');
@@ -168,8 +171,10 @@ pub fn respond(
     let format = negotiate(req_headers, err.logical(), default_type);
     let mut resp = Response::new(Bytes::from(body(format, &err.to_string(), request_id)));
     *resp.status_mut() = err.status();
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
     resp
 }
 
@@ -191,7 +196,11 @@ mod tests {
         assert_eq!(negotiate(&headers(&[]), true, plain), Format::Json);
         assert_eq!(negotiate(&headers(&[]), false, plain), Format::Plain);
         assert_eq!(
-            negotiate(&headers(&[("content-type", "application/xml")]), false, plain),
+            negotiate(
+                &headers(&[("content-type", "application/xml")]),
+                false,
+                plain
+            ),
             Format::Xml
         );
         assert_eq!(
@@ -199,11 +208,21 @@ mod tests {
             Format::Html
         );
         assert_eq!(
-            negotiate(&headers(&[("accept", "text/html;q=0.5, application/xml;q=0.9")]), true, plain),
+            negotiate(
+                &headers(&[("accept", "text/html;q=0.5, application/xml;q=0.9")]),
+                true,
+                plain
+            ),
             Format::Xml
         );
-        assert_eq!(negotiate(&headers(&[("accept", "text/*")]), true, plain), Format::Plain);
-        assert_eq!(negotiate(&headers(&[("accept", "image/png")]), true, plain), Format::Json);
+        assert_eq!(
+            negotiate(&headers(&[("accept", "text/*")]), true, plain),
+            Format::Plain
+        );
+        assert_eq!(
+            negotiate(&headers(&[("accept", "image/png")]), true, plain),
+            Format::Json
+        );
     }
 
     #[test]

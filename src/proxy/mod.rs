@@ -42,12 +42,21 @@ impl Proxy {
         Arc::new(Proxy { node })
     }
 
-    fn answer(&self, req: &Request<Incoming>, conn: ConnInfo, started: Instant) -> Response<Full<Bytes>> {
-        let config = self.node.config.load();
+    async fn answer(
+        &self,
+        req: Request<Incoming>,
+        conn: ConnInfo,
+        started: Instant,
+    ) -> Response<Full<Bytes>> {
+        let config = self.node.config.load_full();
         let id = crate::request_id::generate();
         let id = std::str::from_utf8(&id).unwrap_or_default();
-        let err = ProxyError::NoRoute;
-        let resp = error::respond(&err, req.headers(), id, &config.error_default_type);
+        let (head, body) = req.into_parts();
+        let err = match read_body(&head.headers, body, config.client_max_body_size).await {
+            Ok(()) => ProxyError::NoRoute,
+            Err(e) => e,
+        };
+        let resp = error::respond(&err, &head.headers, id, &config.error_default_type);
         let (mut parts, body) = resp.into_parts();
         let h = &mut parts.headers;
         if config.headers.server {
@@ -64,12 +73,16 @@ impl Proxy {
         }
         let logs = self.node.logs.load();
         if !logs.proxy.is_off() {
-            let header = |name| req.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+            let header = |name| {
+                head.headers
+                    .get(name)
+                    .and_then(|v: &HeaderValue| v.to_str().ok())
+            };
             logs.proxy.log(&AccessEntry {
                 remote_addr: conn.peer.ip(),
-                method: req.method().as_str(),
-                uri: req.uri().path_and_query().map_or("/", |p| p.as_str()),
-                version: version_str(req.version()),
+                method: head.method.as_str(),
+                uri: head.uri.path_and_query().map_or("/", |p| p.as_str()),
+                version: version_str(head.version),
                 status: parts.status.as_u16(),
                 bytes_sent: body.len() as u64,
                 referer: header(http::header::REFERER),
@@ -80,6 +93,36 @@ impl Proxy {
         }
         Response::from_parts(parts, Full::new(body))
     }
+}
+
+/// Reads the whole request body (request buffering), enforcing `limit` bytes (0 = unlimited):
+/// a declared length over the limit is refused before reading, a streamed one once it passes.
+async fn read_body(
+    headers: &http::HeaderMap,
+    mut body: Incoming,
+    limit: u64,
+) -> Result<(), ProxyError> {
+    use http_body_util::BodyExt;
+    if limit > 0 {
+        let declared = headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return Err(ProxyError::PayloadTooLarge);
+        }
+    }
+    let mut seen = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| ProxyError::BadRequest)?;
+        if let Some(data) = frame.data_ref() {
+            seen += data.len() as u64;
+            if limit > 0 && seen > limit {
+                return Err(ProxyError::PayloadTooLarge);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `HTTP/1.1`-style protocol name for logs.
@@ -102,12 +145,10 @@ impl Handler for Proxy {
         conn: ConnInfo,
     ) -> impl std::future::Future<Output = Response<Self::Body>> + Send + 'static {
         let started = Instant::now();
-        let counters = &self.node.counters;
-        counters
-            .total_requests
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let resp = self.answer(&req, conn, started);
-        std::future::ready(resp)
+        async move {
+            let _in_flight = self.node.counters.request();
+            self.answer(req, conn, started).await
+        }
     }
 
     fn connection(&self, opened: bool) {

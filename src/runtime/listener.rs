@@ -240,10 +240,7 @@ async fn serve<H: Handler>(
     }
 }
 
-fn log_conn_error(
-    result: Result<(), Box<dyn std::error::Error + Send + Sync>>,
-    conn: &ConnInfo,
-) {
+fn log_conn_error(result: Result<(), Box<dyn std::error::Error + Send + Sync>>, conn: &ConnInfo) {
     if let Err(e) = result {
         tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
     }

@@ -118,7 +118,8 @@ async fn serve(
 ) -> Result<(), RuntimeError> {
     let prefix = Prefix::new(&config.prefix);
     let store = Store::open(&config).await?;
-    let node = Node::new(config.clone(), crate::node::resolve_id(&config)).map_err(RuntimeError::Logs)?;
+    let node =
+        Node::new(config.clone(), crate::node::resolve_id(&config)).map_err(RuntimeError::Logs)?;
     let state = AdminState {
         node: node.clone(),
         store,
@@ -213,7 +214,11 @@ impl Server {
 
     /// Makes the running listeners match `config`: keeps unchanged sockets (updating their TLS
     /// configuration), binds new ones, drains removed ones. On start, any failure is fatal.
-    async fn apply_listeners(&mut self, config: &Config, starting: bool) -> Result<(), RuntimeError> {
+    async fn apply_listeners(
+        &mut self,
+        config: &Config,
+        starting: bool,
+    ) -> Result<(), RuntimeError> {
         let ssl_dir = config.prefix.join("ssl");
         let wanted: Vec<(&'static str, &Listen)> = [
             ("proxy_listen", &config.proxy_listen),
@@ -241,7 +246,10 @@ impl Server {
                 false => None,
             };
             if let Some(running) = self.listeners.running.get(&key) {
-                if running.listen.http2 != listen.http2 || running.listen.reuseport != listen.reuseport || running.listen.backlog != listen.backlog {
+                if running.listen.http2 != listen.http2
+                    || running.listen.reuseport != listen.reuseport
+                    || running.listen.backlog != listen.backlog
+                {
                     tracing::warn!(listener = %listen, "changed socket flags take effect at the next start");
                 }
                 running.tls.store(tls);
@@ -265,7 +273,9 @@ impl Server {
                     tracing::info!(listener = %listen, kind, address = %r.local, "listening");
                     self.listeners.running.insert(key, r);
                 }
-                Err(e) => tracing::error!(listener = %listen, error = %e, "could not start listener"),
+                Err(e) => {
+                    tracing::error!(listener = %listen, error = %e, "could not start listener")
+                }
             }
         }
         let removed: Vec<Key> = self
@@ -295,8 +305,18 @@ fn tls_for(
     http2: bool,
 ) -> Result<Arc<rustls::ServerConfig>, RuntimeError> {
     let (certs, keys, prefix, name) = match kind {
-        "admin_listen" => (&config.admin_ssl_cert, &config.admin_ssl_cert_key, "admin-", "admin"),
-        "status_listen" => (&config.status_ssl_cert, &config.status_ssl_cert_key, "status-", "status"),
+        "admin_listen" => (
+            &config.admin_ssl_cert,
+            &config.admin_ssl_cert_key,
+            "admin-",
+            "admin",
+        ),
+        "status_listen" => (
+            &config.status_ssl_cert,
+            &config.status_ssl_cert_key,
+            "status-",
+            "status",
+        ),
         _ => (&config.ssl_cert, &config.ssl_cert_key, "", "proxy"),
     };
     let pair = match tls::load_configured(certs, keys)?.into_iter().next() {

@@ -101,7 +101,10 @@ pub async fn apply_sqlite(pool: &SqlitePool) -> Result<Vec<&'static str>, Migrat
             source,
         };
         let mut tx = pool.begin().await.map_err(failed)?;
-        sqlx::raw_sql(m.sql).execute(&mut *tx).await.map_err(failed)?;
+        sqlx::raw_sql(m.sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed)?;
         sqlx::query("INSERT INTO schema_migrations (subsystem, name, checksum, executed_at) VALUES ('core', ?, ?, strftime('%s','now'))")
             .bind(m.name)
             .bind(&checksum)

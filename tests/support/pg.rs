@@ -185,7 +185,11 @@ impl TestPg {
         } else {
             self.host.clone()
         };
-        let query = self.query.as_ref().map(|q| format!("?{q}")).unwrap_or_default();
+        let query = self
+            .query
+            .as_ref()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
         format!(
             "postgres://{userinfo}@{host}:{}/{}{query}",
             self.port,
@@ -280,9 +284,15 @@ impl Cluster {
     /// Runs `initdb` (trust auth, superuser `kong`, UTF-8, C locale).
     fn init(&self) -> Result<(), String> {
         let mut cmd = self.tool("initdb");
-        cmd.arg("-D")
-            .arg(self.data_dir())
-            .args(["--auth=trust", "-U", SUPERUSER, "-E", "UTF8", "--locale=C", "--no-sync"]);
+        cmd.arg("-D").arg(self.data_dir()).args([
+            "--auth=trust",
+            "-U",
+            SUPERUSER,
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ]);
         run(&mut cmd).map(drop)
     }
 
@@ -307,6 +317,8 @@ impl Cluster {
     }
 
     fn pg_ctl_start(&self, port: u16) -> Result<(), String> {
+        // A fresh log per attempt, so `log_says_port_taken` sees only this one.
+        let _ = std::fs::remove_file(self.log_file());
         let options = format!(
             "-p {port} -k '{}' -c listen_addresses=127.0.0.1 -c fsync=off \
              -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
@@ -333,11 +345,19 @@ impl Cluster {
     fn with_log(&self, error: String) -> String {
         let log = match std::fs::read_to_string(self.log_file()) {
             Ok(log) => log,
-            Err(e) => return format!("{error}\n(no server log at {}: {e})", self.log_file().display()),
+            Err(e) => {
+                return format!(
+                    "{error}\n(no server log at {}: {e})",
+                    self.log_file().display()
+                )
+            }
         };
         let lines: Vec<&str> = log.lines().collect();
         let tail = lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n");
-        format!("{error}\nserver log ({}):\n{tail}", self.log_file().display())
+        format!(
+            "{error}\nserver log ({}):\n{tail}",
+            self.log_file().display()
+        )
     }
 
     /// Spawns the watchdog that tears the cluster down after the test process exits.
@@ -355,8 +375,12 @@ impl Cluster {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .process_group(0);
-        cmd.spawn()
-            .map_err(|e| format!("could not spawn PostgreSQL watchdog `{}`: {e}", describe(&cmd)))
+        cmd.spawn().map_err(|e| {
+            format!(
+                "could not spawn PostgreSQL watchdog `{}`: {e}",
+                describe(&cmd)
+            )
+        })
     }
 
     /// Stops the server (if running) and the watchdog; the directory goes with `root`.
@@ -390,7 +414,10 @@ impl Drop for Cluster {
 /// not be had, is remembered so later callers fail fast with the same reason.
 pub fn shared() -> Result<&'static TestPg, String> {
     static SHARED: OnceLock<Result<TestPg, String>> = OnceLock::new();
-    SHARED.get_or_init(TestPg::start).as_ref().map_err(Clone::clone)
+    SHARED
+        .get_or_init(TestPg::start)
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 /// The shared server for a test that needs PostgreSQL.
@@ -404,7 +431,10 @@ pub fn require_pg() -> Option<&'static TestPg> {
         Ok(pg) => return Some(pg),
         Err(reason) => reason,
     };
-    let test = std::thread::current().name().unwrap_or("<unnamed>").to_owned();
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("<unnamed>")
+        .to_owned();
     if on_ci() {
         panic!(
             "\n\n*** PostgreSQL is required but unavailable, and CI=true forbids skipping ***\n\
@@ -469,21 +499,34 @@ fn find_bin_dir() -> Result<PathBuf, String> {
     }
     let base = Path::new("/usr/lib/postgresql");
     let entries = std::fs::read_dir(base).map_err(|e| {
-        format!("no PostgreSQL server binaries: cannot read {}: {e}", base.display())
+        format!(
+            "no PostgreSQL server binaries: cannot read {}: {e}",
+            base.display()
+        )
     })?;
     entries
         .filter_map(Result::ok)
         .map(|entry| entry.path().join("bin"))
         .filter(|bin| bin.join("initdb").is_file() && bin.join("pg_ctl").is_file())
         .max_by_key(|bin| version_key(bin))
-        .ok_or_else(|| format!("no PostgreSQL server binaries (initdb, pg_ctl) under {}/*/bin", base.display()))
+        .ok_or_else(|| {
+            format!(
+                "no PostgreSQL server binaries (initdb, pg_ctl) under {}/*/bin",
+                base.display()
+            )
+        })
 }
 
 /// Numeric version of `/usr/lib/postgresql/<version>/bin`, e.g. `[9, 6]`.
 fn version_key(bin: &Path) -> Vec<u32> {
     bin.parent()
         .and_then(Path::file_name)
-        .map(|v| v.to_string_lossy().split('.').map(|n| n.parse().unwrap_or(0)).collect())
+        .map(|v| {
+            v.to_string_lossy()
+                .split('.')
+                .map(|n| n.parse().unwrap_or(0))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -549,7 +592,9 @@ fn wait_for_tcp(port: u16, timeout: Duration) -> Result<(), String> {
         match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
             Ok(_) => return Ok(()),
             Err(e) if Instant::now() >= deadline => {
-                return Err(format!("PostgreSQL not accepting connections on {addr} after {timeout:?}: {e}"))
+                return Err(format!(
+                    "PostgreSQL not accepting connections on {addr} after {timeout:?}: {e}"
+                ))
             }
             Err(_) => std::thread::sleep(Duration::from_millis(50)),
         }
@@ -562,7 +607,13 @@ fn unique_database_name(hint: &str) -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let hint: String = hint
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .take(24)
         .collect();
     let secs = SystemTime::now()
@@ -607,10 +658,18 @@ fn parse_url(url: &str) -> Result<UrlParts, String> {
         ),
         None => (String::new(), None),
     };
-    let user = if user.is_empty() { "postgres".to_owned() } else { user };
+    let user = if user.is_empty() {
+        "postgres".to_owned()
+    } else {
+        user
+    };
     let (host, port) = split_host_port(hostport).map_err(|why| bad(&why))?;
     let database = percent_decode(path);
-    let database = if database.is_empty() { user.clone() } else { database };
+    let database = if database.is_empty() {
+        user.clone()
+    } else {
+        database
+    };
     Ok(UrlParts {
         user,
         password,
@@ -663,7 +722,9 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
         match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
             (b'%', Some(byte)) => {
                 out.push(byte);
@@ -682,7 +743,9 @@ fn percent_decode(s: &str) -> String {
 fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

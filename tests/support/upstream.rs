@@ -121,7 +121,11 @@ impl Drop for EchoUpstream {
 }
 
 /// Accepts connections until `stop` fires (or its sender is dropped).
-async fn accept_loop(listener: TcpListener, mut stop: oneshot::Receiver<()>, counter: Arc<AtomicU64>) {
+async fn accept_loop(
+    listener: TcpListener,
+    mut stop: oneshot::Receiver<()>,
+    counter: Arc<AtomicU64>,
+) {
     loop {
         tokio::select! {
             _ = &mut stop => return,
@@ -162,15 +166,23 @@ enum Route {
 impl Route {
     fn of(path: &str) -> Route {
         if let Some(code) = path.strip_prefix("/status/") {
-            return match code.parse::<u16>().ok().and_then(|c| StatusCode::from_u16(c).ok()) {
+            return match code
+                .parse::<u16>()
+                .ok()
+                .and_then(|c| StatusCode::from_u16(c).ok())
+            {
                 Some(status) if status.as_u16() >= 200 => Route::Status(status),
-                _ => Route::Invalid(format!("/status/{{code}} needs a final status 200-999, got {code:?}")),
+                _ => Route::Invalid(format!(
+                    "/status/{{code}} needs a final status 200-999, got {code:?}"
+                )),
             };
         }
         if let Some(ms) = path.strip_prefix("/delay/") {
             return match ms.parse::<u64>() {
                 Ok(ms) => Route::Delay(Duration::from_millis(ms)),
-                Err(_) => Route::Invalid(format!("/delay/{{ms}} needs whole milliseconds, got {ms:?}")),
+                Err(_) => Route::Invalid(format!(
+                    "/delay/{{ms}} needs whole milliseconds, got {ms:?}"
+                )),
             };
         }
         Route::Echo
@@ -178,12 +190,20 @@ impl Route {
 }
 
 /// Answers one request according to its [`Route`].
-async fn handle(request: Request<Incoming>, counter: Arc<AtomicU64>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    request: Request<Incoming>,
+    counter: Arc<AtomicU64>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     counter.fetch_add(1, Ordering::SeqCst);
     let (parts, body) = request.into_parts();
     let body = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(e) => return Ok(plain(StatusCode::BAD_REQUEST, format!("cannot read request body: {e}"))),
+        Err(e) => {
+            return Ok(plain(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read request body: {e}"),
+            ))
+        }
     };
     let status = match Route::of(parts.uri.path()) {
         Route::Echo => StatusCode::OK,
@@ -198,7 +218,11 @@ async fn handle(request: Request<Incoming>, counter: Arc<AtomicU64>) -> Result<R
         return Ok(response(status, None, Bytes::new()));
     }
     let echo = echo_json(&parts, &body).to_string();
-    Ok(response(status, Some("application/json"), Bytes::from(echo)))
+    Ok(response(
+        status,
+        Some("application/json"),
+        Bytes::from(echo),
+    ))
 }
 
 /// The JSON description of a request.
@@ -231,17 +255,26 @@ fn echo_json(parts: &http::request::Parts, body: &[u8]) -> Value {
 
 /// A `text/plain` response.
 fn plain(status: StatusCode, text: String) -> Response<Full<Bytes>> {
-    response(status, Some("text/plain; charset=utf-8"), Bytes::from(text + "\n"))
+    response(
+        status,
+        Some("text/plain; charset=utf-8"),
+        Bytes::from(text + "\n"),
+    )
 }
 
 /// A response with `status`, an optional content type, and `body`.
-fn response(status: StatusCode, content_type: Option<&'static str>, body: Bytes) -> Response<Full<Bytes>> {
+fn response(
+    status: StatusCode,
+    content_type: Option<&'static str>,
+    body: Bytes,
+) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     if let Some(content_type) = content_type {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static(content_type),
+        );
     }
     response
 }

@@ -1,0 +1,139 @@
+//! Admin and Status API node endpoints over real HTTP and HTTPS.
+
+use crate::support::http::{get, send};
+use crate::support::kong::{free_port, Kong};
+
+#[test]
+fn root_reports_node_and_masks_secrets() {
+    let k = Kong::start("pg_password = hunter2\nnode_id = 0b7c9c3a-6a4b-4b68-9f2d-5a0d1c8e6f11");
+    let r = get(&k.admin("/"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("server"), Some("kong/3.10.0"));
+    assert!(r.header("x-kong-admin-latency").is_some());
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let info = r.json();
+    assert_eq!(info["node_id"], "0b7c9c3a-6a4b-4b68-9f2d-5a0d1c8e6f11");
+    assert_eq!(info["edition"], "community");
+    assert_eq!(info["configuration"]["pg_password"], "******");
+    assert!(!r.body.contains("hunter2"), "secrets never leave the node");
+    assert_eq!(
+        info["configuration"]["admin_listen"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    assert!(info["hostname"].is_string());
+}
+
+#[test]
+fn status_counts_connections_and_reports_the_database() {
+    let k = Kong::start("");
+    for _ in 0..3 {
+        get(&k.proxy("/"));
+    }
+    let s = get(&k.admin("/status")).json();
+    assert_eq!(s["database"]["reachable"], true);
+    assert!(
+        s["server"]["total_requests"].as_u64().unwrap_or(0) >= 4,
+        "{s}"
+    );
+    assert!(
+        s["server"]["connections_accepted"].as_u64().unwrap_or(0) >= 4,
+        "{s}"
+    );
+    assert!(s["memory"]["workers_lua_vms"][0]["http_allocated_gc"]
+        .as_str()
+        .is_some_and(|v| v.ends_with(" MiB")));
+    let bad = get(&k.admin("/status?unit=x"));
+    assert_eq!(bad.status, 400);
+    assert_eq!(
+        bad.json()["message"],
+        "invalid unit 'x' (expected 'k/K', 'm/M', or 'g/G')"
+    );
+}
+
+#[test]
+fn unknown_paths_and_methods_answer_in_kongs_shape() {
+    let k = Kong::start("");
+    let r = get(&k.admin("/no/such/path"));
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json(), serde_json::json!({"message": "Not found"}));
+    let r = send("POST", &k.admin("/status"), &[], None);
+    assert_eq!(r.status, 405);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"message": "Method not allowed"})
+    );
+}
+
+#[test]
+fn https_listeners_use_a_generated_certificate_and_speak_h2() {
+    let k = Kong::start("");
+    let r = get(&format!("https://127.0.0.1:{}/", k.admin_ssl_port));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.version, reqwest::Version::HTTP_2);
+    assert!(k
+        .prefix()
+        .join("ssl/admin-kong-default-ecdsa.crt")
+        .is_file());
+    assert!(k.prefix().join("ssl/kong-default-ecdsa.crt").is_file());
+    let p = get(&format!("https://127.0.0.1:{}/x", k.proxy_ssl_port));
+    assert_eq!(p.status, 404);
+}
+
+#[test]
+fn status_listener_serves_status_and_readiness() {
+    let port = free_port();
+    let k = Kong::start(&format!("status_listen = 127.0.0.1:{port}"));
+    let ready = get(&format!("http://127.0.0.1:{port}/status/ready"));
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.json(), serde_json::json!({"message": "ready"}));
+    let status = get(&format!("http://127.0.0.1:{port}/status"));
+    assert_eq!(status.json()["database"]["reachable"], true);
+    assert_eq!(get(&format!("http://127.0.0.1:{port}/")).status, 404);
+    drop(k);
+}
+
+#[test]
+fn access_logs_record_requests() {
+    let k = Kong::start("");
+    get(&k.proxy("/logged?x=1"));
+    get(&k.admin("/status"));
+    let ok = crate::support::kong::wait_until(std::time::Duration::from_secs(5), || {
+        k.log("access.log")
+            .contains("\"GET /logged?x=1 HTTP/1.1\" 404")
+            && k.log("admin_access.log")
+                .contains("\"GET /status HTTP/1.1\" 200")
+    });
+    assert!(
+        ok,
+        "access: {}\nadmin: {}",
+        k.log("access.log"),
+        k.log("admin_access.log")
+    );
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let k = Kong::start("log_format = json");
+    get(&k.proxy("/json-log"));
+    let ok = crate::support::kong::wait_until(std::time::Duration::from_secs(5), || {
+        k.log("access.log").contains("/json-log")
+    });
+    assert!(ok);
+    for file in ["access.log", "error.log"] {
+        for line in k.log(file).lines() {
+            serde_json::from_str::<serde_json::Value>(line)
+                .unwrap_or_else(|e| panic!("{file}: not JSON ({e}): {line}"));
+        }
+    }
+    let access: serde_json::Value = serde_json::from_str(
+        k.log("access.log")
+            .lines()
+            .find(|l| l.contains("/json-log"))
+            .unwrap_or("{}"),
+    )
+    .expect("json");
+    assert_eq!(access["status"], 404);
+    assert_eq!(access["method"], "GET");
+}

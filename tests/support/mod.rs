@@ -1,0 +1,7 @@
+//! Test helpers shared by every integration test.
+#![allow(dead_code)]
+
+pub mod http;
+pub mod kong;
+pub mod pg;
+pub mod upstream;
