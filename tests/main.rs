@@ -4,8 +4,11 @@
 
 mod support;
 
+mod admin_client;
 mod admin_info;
 mod config_cli;
+mod generated;
+mod install;
 mod lifecycle;
 mod pg_harness;
 mod proxy_errors;

@@ -4,6 +4,7 @@
 //! Subcommands that report a state through their code (`kong migrations list`) return it.
 
 mod check;
+pub mod generate;
 mod lifecycle;
 
 use std::path::PathBuf;

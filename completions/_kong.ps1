@@ -1,0 +1,239 @@
+
+using namespace System.Management.Automation
+using namespace System.Management.Automation.Language
+
+Register-ArgumentCompleter -Native -CommandName 'kong' -ScriptBlock {
+    param($wordToComplete, $commandAst, $cursorPosition)
+
+    $commandElements = $commandAst.CommandElements
+    $command = @(
+        'kong'
+        for ($i = 1; $i -lt $commandElements.Count; $i++) {
+            $element = $commandElements[$i]
+            if ($element -isnot [StringConstantExpressionAst] -or
+                $element.StringConstantType -ne [StringConstantType]::BareWord -or
+                $element.Value.StartsWith('-') -or
+                $element.Value -eq $wordToComplete) {
+                break
+        }
+        $element.Value
+    }) -join ';'
+
+    $completions = @(switch ($command) {
+        'kong' {
+            [CompletionResult]::new('--v', '--v', [CompletionResultType]::ParameterName, 'Verbose output (info-level messages on the terminal)')
+            [CompletionResult]::new('--vv', '--vv', [CompletionResultType]::ParameterName, 'Debug output')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('start', 'start', [CompletionResultType]::ParameterValue, 'Start a node (in the background unless nginx_daemon = off)')
+            [CompletionResult]::new('stop', 'stop', [CompletionResultType]::ParameterValue, 'Stop a running node at once')
+            [CompletionResult]::new('quit', 'quit', [CompletionResultType]::ParameterValue, 'Stop a running node gracefully: stop accepting, finish in-flight requests')
+            [CompletionResult]::new('restart', 'restart', [CompletionResultType]::ParameterValue, 'Stop (if running) and start a node')
+            [CompletionResult]::new('reload', 'reload', [CompletionResultType]::ParameterValue, 'Re-read the configuration and apply it without dropping requests')
+            [CompletionResult]::new('health', 'health', [CompletionResultType]::ParameterValue, 'Check that the node on a prefix is running')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Validate a configuration file')
+            [CompletionResult]::new('prepare', 'prepare', [CompletionResultType]::ParameterValue, 'Prepare the prefix directory without starting')
+            [CompletionResult]::new('version', 'version', [CompletionResultType]::ParameterValue, 'Print the version')
+            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Declarative configuration tools')
+            [CompletionResult]::new('_serve', '_serve', [CompletionResultType]::ParameterValue, 'Run the node in this process (used by `kong start`)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'kong;start' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)')
+            [CompletionResult]::new('--conf', '--conf', [CompletionResultType]::ParameterName, 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Override the prefix directory')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Override the prefix directory')
+            [CompletionResult]::new('--db-timeout', '--db-timeout', [CompletionResultType]::ParameterName, 'Database timeout in seconds (overrides pg_timeout)')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for the migrations lock with --run-migrations')
+            [CompletionResult]::new('--nginx-conf', '--nginx-conf', [CompletionResultType]::ParameterName, 'Accepted for compatibility with Kong; there is no nginx template here')
+            [CompletionResult]::new('--nginx-conf-flags', '--nginx-conf-flags', [CompletionResultType]::ParameterName, 'Accepted for compatibility with Kong; ignored')
+            [CompletionResult]::new('--run-migrations', '--run-migrations', [CompletionResultType]::ParameterName, 'Run pending database migrations before starting')
+            [CompletionResult]::new('--v', '--v', [CompletionResultType]::ParameterName, 'Verbose output (info-level messages on the terminal)')
+            [CompletionResult]::new('--vv', '--vv', [CompletionResultType]::ParameterName, 'Debug output')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'kong;stop' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Prefix directory of the node (default: the configured default prefix)')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Prefix directory of the node (default: the configured default prefix)')
+            [CompletionResult]::new('--v', '--v', [CompletionResultType]::ParameterName, 'Verbose output (info-level messages on the terminal)')
+            [CompletionResult]::new('--vv', '--vv', [CompletionResultType]::ParameterName, 'Debug output')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'kong;quit' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Prefix directory of the node (default: the configured default prefix)')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Prefix directory of the node (default: the configured default prefix)')
+            [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'Seconds to wait for in-flight requests before stopping forcefully (minimum 1)')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for in-flight requests before stopping forcefully (minimum 1)')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'Seconds to wait before starting the graceful shutdown')
+            [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Seconds to wait before starting the graceful shutdown')
+            [CompletionResult]::new('--v', '--v', [CompletionResultType]::ParameterName, 'Verbose output (info-level messages on the terminal)')
+            [CompletionResult]::new('--vv', '--vv', [CompletionResultType]::ParameterName, 'Debug output')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'kong;restart' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)')
+            [CompletionResult]::new('--conf', '--conf', [CompletionResultType]::ParameterName, 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Override the prefix directory')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Override the prefix directory')
+            [CompletionResult]::new('--db-timeout', '--db-timeout', [CompletionResultType]::ParameterName, 'Database timeout in seconds (overrides pg_timeout)')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for the migrations lock with --run-migrations')
+            [CompletionResult]::new('--nginx-conf', '--nginx-conf', [CompletionResultType]::ParameterName, 'Accepted for compatibility with Kong; there is no nginx template here')
+            [CompletionResult]::new('--nginx-conf-flags', '--nginx-conf-flags', [CompletionResultType]::ParameterName, 'Accepted for compatibility with Kong; ignored')
+            [CompletionResult]::new('--run-migrations', '--run-migrations', [CompletionResultType]::ParameterName, 'Run pending database migrations before starting')
+            [CompletionResult]::new('--v', '--v', [CompletionResultType]::ParameterName, 'Verbose output (info-level messages on the terminal)')
+            [CompletionResult]::new('--vv', '--vv', [CompletionResultType]::ParameterName, 'Debug output')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'kong;reload' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)')
+            [CompletionResult]::new('--conf', '--conf', [CompletionResultType]::ParameterName, 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Override the prefix directory')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Override the prefix directory')
+            [CompletionResult]::new('--v', '--v', [CompletionResultType]::ParameterName, 'Verbose output (info-level messages on the terminal)')
+            [CompletionResult]::new('--vv', '--vv', [CompletionResultType]::ParameterName, 'Debug output')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'kong;health' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Prefix directory of the node (default: the configured default prefix)')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Prefix directory of the node (default: the configured default prefix)')
+            [CompletionResult]::new('--v', '--v', [CompletionResultType]::ParameterName, 'Verbose output (info-level messages on the terminal)')
+            [CompletionResult]::new('--vv', '--vv', [CompletionResultType]::ParameterName, 'Debug output')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'kong;check' {
+            [CompletionResult]::new('--v', '--v', [CompletionResultType]::ParameterName, 'Verbose output (info-level messages on the terminal)')
+            [CompletionResult]::new('--vv', '--vv', [CompletionResultType]::ParameterName, 'Debug output')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'kong;prepare' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)')
+            [CompletionResult]::new('--conf', '--conf', [CompletionResultType]::ParameterName, 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Override the prefix directory')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Override the prefix directory')
+            [CompletionResult]::new('--v', '--v', [CompletionResultType]::ParameterName, 'Verbose output (info-level messages on the terminal)')
+            [CompletionResult]::new('--vv', '--vv', [CompletionResultType]::ParameterName, 'Debug output')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'kong;version' {
+            [CompletionResult]::new('-a', '-a', [CompletionResultType]::ParameterName, 'Also print component versions')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Also print component versions')
+            [CompletionResult]::new('--v', '--v', [CompletionResultType]::ParameterName, 'Verbose output (info-level messages on the terminal)')
+            [CompletionResult]::new('--vv', '--vv', [CompletionResultType]::ParameterName, 'Debug output')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'kong;config' {
+            [CompletionResult]::new('--v', '--v', [CompletionResultType]::ParameterName, 'Verbose output (info-level messages on the terminal)')
+            [CompletionResult]::new('--vv', '--vv', [CompletionResultType]::ParameterName, 'Debug output')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Write an example declarative configuration file (default ./kong.yml)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'kong;config;init' {
+            [CompletionResult]::new('--v', '--v', [CompletionResultType]::ParameterName, 'Verbose output (info-level messages on the terminal)')
+            [CompletionResult]::new('--vv', '--vv', [CompletionResultType]::ParameterName, 'Debug output')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'kong;config;help' {
+            [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Write an example declarative configuration file (default ./kong.yml)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'kong;config;help;init' {
+            break
+        }
+        'kong;config;help;help' {
+            break
+        }
+        'kong;_serve' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Prefix holding `.kong_env`')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Prefix holding `.kong_env`')
+            [CompletionResult]::new('--daemon', '--daemon', [CompletionResultType]::ParameterName, 'Report readiness on standard error, then detach from the terminal')
+            [CompletionResult]::new('--v', '--v', [CompletionResultType]::ParameterName, 'Verbose output (info-level messages on the terminal)')
+            [CompletionResult]::new('--vv', '--vv', [CompletionResultType]::ParameterName, 'Debug output')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'kong;help' {
+            [CompletionResult]::new('start', 'start', [CompletionResultType]::ParameterValue, 'Start a node (in the background unless nginx_daemon = off)')
+            [CompletionResult]::new('stop', 'stop', [CompletionResultType]::ParameterValue, 'Stop a running node at once')
+            [CompletionResult]::new('quit', 'quit', [CompletionResultType]::ParameterValue, 'Stop a running node gracefully: stop accepting, finish in-flight requests')
+            [CompletionResult]::new('restart', 'restart', [CompletionResultType]::ParameterValue, 'Stop (if running) and start a node')
+            [CompletionResult]::new('reload', 'reload', [CompletionResultType]::ParameterValue, 'Re-read the configuration and apply it without dropping requests')
+            [CompletionResult]::new('health', 'health', [CompletionResultType]::ParameterValue, 'Check that the node on a prefix is running')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Validate a configuration file')
+            [CompletionResult]::new('prepare', 'prepare', [CompletionResultType]::ParameterValue, 'Prepare the prefix directory without starting')
+            [CompletionResult]::new('version', 'version', [CompletionResultType]::ParameterValue, 'Print the version')
+            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Declarative configuration tools')
+            [CompletionResult]::new('_serve', '_serve', [CompletionResultType]::ParameterValue, 'Run the node in this process (used by `kong start`)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'kong;help;start' {
+            break
+        }
+        'kong;help;stop' {
+            break
+        }
+        'kong;help;quit' {
+            break
+        }
+        'kong;help;restart' {
+            break
+        }
+        'kong;help;reload' {
+            break
+        }
+        'kong;help;health' {
+            break
+        }
+        'kong;help;check' {
+            break
+        }
+        'kong;help;prepare' {
+            break
+        }
+        'kong;help;version' {
+            break
+        }
+        'kong;help;config' {
+            [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Write an example declarative configuration file (default ./kong.yml)')
+            break
+        }
+        'kong;help;config;init' {
+            break
+        }
+        'kong;help;_serve' {
+            break
+        }
+        'kong;help;help' {
+            break
+        }
+    })
+
+    $completions.Where{ $_.CompletionText -like "$wordToComplete*" } |
+        Sort-Object -Property ListItemText
+}
