@@ -121,14 +121,33 @@ fn version_and_version_all() {
 }
 
 #[test]
-fn unknown_command_is_exit_code_2_with_usage() {
+fn unknown_or_missing_command_is_exit_code_1_with_usage() {
     let out = kong(&["frobnicate"]);
-    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out).contains("unrecognized subcommand 'frobnicate'"),
         "{}",
         text(&out)
     );
+    let out = kong(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("Usage: kong"), "{}", text(&out));
+    let help = kong(&["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+}
+
+#[test]
+fn verbose_flags_explain_the_configuration() {
+    let k = Kong::configure("pg_password = hunter2");
+    let out = k.run(&["prepare", "--vv"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains(&format!("reading config file at {}", k.conf().display())),
+        "{t}"
+    );
+    assert!(t.contains("pg_password = \"******\""), "{t}");
+    assert!(!t.contains("hunter2"), "{t}");
 }
 
 #[test]

@@ -21,6 +21,18 @@ use crate::prefix::{is_alive, Prefix};
 /// The line a daemonized node prints when it is ready.
 const READY: &str = "kong-ready";
 
+/// 0 = quiet, 1 = `--v`, 2 = `--vv`.
+static VERBOSITY: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Sets how much the lifecycle commands explain (`--v`, `--vv`).
+pub fn set_verbosity(level: u8) {
+    VERBOSITY.store(level, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn verbosity() -> u8 {
+    VERBOSITY.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 fn load(
     conf: &ConfArgs,
     extra: Vec<(&'static str, &'static str, String)>,
@@ -40,7 +52,28 @@ fn load(
     for w in &loaded.warnings {
         eprintln!("Warning: {w}");
     }
+    explain(&loaded);
     Ok(loaded.config)
+}
+
+/// With `--v`, says which file and prefix are used; with `--vv`, prints the whole resolved
+/// configuration (secrets masked).
+fn explain(loaded: &config::Loaded) {
+    if verbosity() == 0 {
+        return;
+    }
+    match &loaded.conf_path {
+        Some(p) => eprintln!("reading config file at {}", p.display()),
+        None => eprintln!("no config file found; using defaults, environment and flags"),
+    }
+    eprintln!("prefix: {}", loaded.config.prefix.display());
+    if verbosity() >= 2 {
+        if let Some(map) = loaded.config.to_json().as_object() {
+            for (k, v) in map {
+                eprintln!("  {k} = {v}");
+            }
+        }
+    }
 }
 
 /// The prefix for commands that only take `-p`: the flag, else `KONG_PREFIX`, else the default.

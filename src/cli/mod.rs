@@ -145,7 +145,17 @@ pub fn command() -> clap::Command {
 
 /// Parses the command line, runs it, and returns the process exit code.
 pub fn run() -> anyhow::Result<i32> {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with code 0; usage errors exit 1, as Kong's do.
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return Ok(code);
+        }
+    };
+    let verbosity = if cli.debug { 2 } else { u8::from(cli.verbose) };
+    lifecycle::set_verbosity(verbosity);
     match cli.command {
         Command::Start(args) => lifecycle::start(&args).map(|_| 0),
         Command::Restart(args) => lifecycle::restart(&args).map(|_| 0),
