@@ -137,3 +137,54 @@ fn json_logs_are_one_object_per_line() {
     assert_eq!(access["status"], 404);
     assert_eq!(access["method"], "GET");
 }
+
+#[test]
+fn configured_certificates_are_served() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["admin.example.test".to_string()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("cert");
+    let (cert_path, key_path) = (dir.path().join("admin.crt"), dir.path().join("admin.key"));
+    std::fs::write(&cert_path, cert.pem()).expect("write cert");
+    std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+    let k = Kong::start(&format!(
+        "admin_ssl_cert = {}\nadmin_ssl_cert_key = {}",
+        cert_path.display(),
+        key_path.display()
+    ));
+    let port = k.admin_ssl_port;
+    let root = reqwest::Certificate::from_pem(cert.pem().as_bytes()).expect("root");
+    let client = reqwest::Client::builder()
+        .add_root_certificate(root)
+        .resolve("admin.example.test", ([127, 0, 0, 1], port).into())
+        .build()
+        .expect("client");
+    let status = crate::support::http::rt()
+        .block_on(async {
+            client
+                .get(format!("https://admin.example.test:{port}/status"))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+        .expect("the configured certificate verifies for its name");
+    assert_eq!(status, 200);
+    assert!(
+        !k.prefix().join("ssl/admin-kong-default-ecdsa.crt").exists(),
+        "no default certificate is generated when one is configured"
+    );
+}
+
+#[test]
+fn a_missing_certificate_file_stops_start_with_its_path() {
+    let k = Kong::configure("ssl_cert = /nonexistent/c.pem\nssl_cert_key = /nonexistent/k.pem");
+    let out = k.run(&["start"]);
+    assert_eq!(out.status.code(), Some(1));
+    let t = crate::support::kong::text(&out);
+    assert!(
+        t.contains("could not read certificate '/nonexistent/c.pem'"),
+        "{t}"
+    );
+}
