@@ -68,21 +68,15 @@ impl Prefix {
     }
 
     /// The pid of the node running on this prefix, if any. A pid file whose process is gone
-    /// (a crash, a reboot) is stale: it is removed and `None` is returned.
+    /// (a crash, a reboot) is stale and yields `None`; it is left for the next start to
+    /// overwrite, so a reader never deletes a live node's file.
     pub fn running_pid(&self) -> Option<i32> {
-        let path = self.pid_file();
-        let pid = std::fs::read_to_string(&path)
+        let pid = std::fs::read_to_string(self.pid_file())
             .ok()?
             .trim()
             .parse::<i32>()
-            .ok();
-        match pid {
-            Some(pid) if pid > 0 && is_alive(pid) => Some(pid),
-            _ => {
-                let _ = std::fs::remove_file(&path);
-                None
-            }
-        }
+            .ok()?;
+        (pid > 0 && is_alive(pid)).then_some(pid)
     }
 
     /// Creates the layout and writes `.kong_env` (mode 0600: it may hold passwords). Fails if a
@@ -118,8 +112,12 @@ impl Prefix {
 
     /// Writes the pid file for `pid`.
     pub fn write_pid(&self, pid: u32) -> Result<(), PrefixError> {
+        // Written aside and renamed, so a reader never sees a half-written file.
         let path = self.pid_file();
-        std::fs::write(&path, format!("{pid}\n")).map_err(|e| self.io(&path, e))
+        let tmp = path.with_extension("pid.tmp");
+        std::fs::write(&tmp, format!("{pid}\n"))
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| self.io(&path, e))
     }
 
     /// Removes the pid file if it still names `pid`.

@@ -268,26 +268,69 @@ fn reload_with_a_broken_configuration_is_refused() {
     );
 }
 
+/// Kills a child process when dropped, so a failed assertion leaves nothing running.
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn reload_that_cannot_bind_keeps_the_node_as_it_was() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = busy.local_addr().expect("addr").port();
+    let k = Kong::start("");
+    k.append_conf(&format!(
+        "log_level = debug\nadmin_listen = 127.0.0.1:{}, 127.0.0.1:{port}\n",
+        k.admin_port
+    ));
+    let out = k.run(&["reload"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        wait_until(Duration::from_secs(5), || k
+            .log("error.log")
+            .contains("reload refused")),
+        "the refusal is logged: {}",
+        k.log("error.log")
+    );
+    let info = get(&k.admin("/")).json();
+    assert_eq!(
+        info["configuration"]["log_level"], "notice",
+        "old configuration kept"
+    );
+    let ssl = crate::support::http::try_send(
+        "GET",
+        &format!("https://127.0.0.1:{}/", k.admin_ssl_port),
+        &[],
+        None,
+    );
+    assert!(ssl.is_ok(), "old listeners kept: {ssl:?}");
+}
+
 #[test]
 fn foreground_mode_serves_until_terminated() {
     let k = Kong::configure("");
-    let mut child = std::process::Command::new(crate::support::kong::bin())
+    let child = std::process::Command::new(crate::support::kong::bin())
         .args(["start", "-c", k.conf().to_str().expect("utf-8")])
         .env("KONG_NGINX_DAEMON", "off")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn");
+    let mut child = ChildGuard(child);
     k.wait_ready();
     assert_eq!(
         k.pid(),
-        Some(child.id() as i32),
+        Some(child.0.id() as i32),
         "the foreground process is the node"
     );
     let health = k.run(&["health"]);
     assert!(health.status.success(), "{}", text(&health));
-    nix_kill(child.id(), "TERM");
-    let status = child.wait().expect("wait");
+    nix_kill(child.0.id(), "TERM");
+    let status = child.0.wait().expect("wait");
     assert!(status.success(), "exit status {status}");
 }
 

@@ -59,7 +59,8 @@ pub async fn status(
     let scale = query
         .get("scale")
         .and_then(|s| s.parse::<usize>().ok())
-        .unwrap_or(2);
+        .unwrap_or(2)
+        .min(10);
     let suffix = if divisor == 1.0 {
         String::new()
     } else {

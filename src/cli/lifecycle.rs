@@ -76,12 +76,14 @@ fn explain(loaded: &config::Loaded) {
     }
 }
 
-/// The prefix for commands that only take `-p`: the flag, else `KONG_PREFIX`, else the default.
+/// The prefix for commands that only take `-p`: the flag, else `KONG_PREFIX`, else `prefix`
+/// in the default configuration file, else the default for this user.
 fn prefix_of(args: &PrefixArgs) -> PathBuf {
     let path = args
         .prefix
         .clone()
         .or_else(|| std::env::var_os("KONG_PREFIX").map(PathBuf::from))
+        .or_else(default_file_prefix)
         .unwrap_or_else(|| config::default_prefix(&ProcessEnv));
     if path.is_absolute() {
         path
@@ -90,6 +92,22 @@ fn prefix_of(args: &PrefixArgs) -> PathBuf {
             .map(|d| d.join(&path))
             .unwrap_or(path)
     }
+}
+
+/// `prefix` from the first default configuration file, read without validating the rest, so
+/// `kong stop` finds a node that `kong start` placed where that file says.
+fn default_file_prefix() -> Option<PathBuf> {
+    let path = config::DEFAULT_PATHS
+        .iter()
+        .map(Path::new)
+        .find(|p| p.is_file())?;
+    let text = std::fs::read_to_string(path).ok()?;
+    config::parse::parse(&text, &path.display().to_string())
+        .ok()?
+        .into_iter()
+        .rev()
+        .find(|e| e.key == "prefix" && !e.value.is_empty())
+        .map(|e| PathBuf::from(e.value))
 }
 
 fn start_config(args: &StartArgs) -> anyhow::Result<Config> {
@@ -151,8 +169,10 @@ fn spawn_daemon(prefix: &Prefix) -> anyhow::Result<()> {
         if line == READY {
             return Ok(());
         }
-        output.push_str(&line);
-        output.push('\n');
+        if !line.trim_start().starts_with("Run with --v") {
+            output.push_str(&line);
+            output.push('\n');
+        }
     }
     let status = child
         .wait()

@@ -69,7 +69,11 @@ impl Env for ProcessEnv {
         std::env::var(name).ok()
     }
     fn vars(&self) -> Vec<(String, String)> {
-        std::env::vars().collect()
+        // vars() would panic on a non-UTF-8 variable anywhere in the environment.
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .filter(|(k, _)| k.starts_with("KONG_"))
+            .collect()
     }
 }
 
@@ -122,6 +126,12 @@ pub fn load(opts: &LoadOptions, env: &dyn Env) -> Result<Loaded, ConfigError> {
 
     if let Some(base) = &opts.base {
         apply_file(&mut raw, base, &mut warnings)?;
+        for v in raw
+            .values_mut()
+            .filter(|v| matches!(v.source, Source::File { .. }))
+        {
+            v.value = v.value.as_deref().map(parse::unescape_env_value);
+        }
     }
     let conf_path = match &opts.conf_path {
         Some(p) if !p.exists() => return Err(ConfigError::NoFile(p.display().to_string())),
@@ -499,7 +509,7 @@ impl Config {
             if let Some(v) = v {
                 out.push_str(k);
                 out.push_str(" = ");
-                out.push_str(&parse::escape(v));
+                out.push_str(&parse::escape_env_value(v));
                 out.push('\n');
             }
         }
@@ -695,6 +705,31 @@ mod tests {
         assert_eq!(json["plugins"], serde_json::json!(["bundled", "key-auth"]));
         assert_eq!(json["pg_port"], 5432);
         assert_eq!(json["pg_ssl"], false);
+    }
+
+    #[test]
+    fn kong_env_carries_multi_line_values() {
+        let pem = "-----BEGIN KEY-----\nab\\cd#\n-----END KEY-----\n";
+        let c = load_with(None, &[("KONG_DECLARATIVE_CONFIG_STRING", pem)], vec![])
+            .expect("valid")
+            .config;
+        let env_file = write(&c.to_kong_env());
+        let back = load(
+            &LoadOptions {
+                base: Some(env_file.path().to_path_buf()),
+                no_default_search: true,
+                ..Default::default()
+            },
+            &env(&[]),
+        )
+        .expect("reload .kong_env")
+        .config;
+        assert_eq!(back.declarative_config_string, c.declarative_config_string);
+        assert_eq!(
+            back.declarative_config_string.as_deref(),
+            Some(pem.trim_end())
+        );
+        assert_eq!(c.to_json()["declarative_config_string"], "******");
     }
 
     #[test]

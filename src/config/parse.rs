@@ -136,6 +136,36 @@ pub fn escape(value: &str) -> String {
     value.replace('#', "\\#")
 }
 
+/// Escapes a value for `.kong_env`, which must also carry multi-line values (inline PEM keys,
+/// declarative configuration strings) on one line: `\` → `\\`, newline → `\n`, CR → `\r`.
+pub fn escape_env_value(value: &str) -> String {
+    escape(
+        &value
+            .replace('\\', "\\\\")
+            .replace('\n', "\\n")
+            .replace('\r', "\\r"),
+    )
+}
+
+/// Reverses [`escape_env_value`] (after comment stripping has already unescaped `\#`).
+pub fn unescape_env_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

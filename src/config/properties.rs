@@ -109,7 +109,12 @@ pub static PROPERTIES: &[Property] = &[
     // OURS: the SQLite file, relative to the prefix unless absolute.
     p("sqlite_path", Some("kong.db"), Str),
     p("declarative_config", None, Str),
-    p("declarative_config_string", None, Str),
+    Property {
+        name: "declarative_config_string",
+        default: None,
+        kind: Str,
+        secret: true,
+    },
     p("pg_host", Some("127.0.0.1"), Str),
     p("pg_port", Some("5432"), Int(0, 65535)),
     p("pg_timeout", Some("5000"), Int(1, i64::MAX)),
@@ -376,5 +381,10 @@ pub fn is_accepted(name: &str) -> bool {
 
 /// Whether the property's value must be masked when shown.
 pub fn is_secret(name: &str) -> bool {
-    find(name).is_some_and(|p| p.secret) || name.ends_with("password")
+    find(name).is_some_and(|p| p.secret)
+        || name.ends_with("password")
+        || name.ends_with("_cert_key")
+        || name.ends_with("_key")
+        || name.starts_with("vault_")
+        || name == "proxy_server"
 }

@@ -30,6 +30,9 @@ pub enum ProxyError {
     /// The request was malformed.
     #[error("Bad request")]
     BadRequest,
+    /// The client stopped sending its body.
+    #[error("Request timeout")]
+    RequestTimeout,
     /// The body exceeded `nginx_http_client_max_body_size`.
     #[error("Payload too large")]
     PayloadTooLarge,
@@ -45,6 +48,7 @@ impl ProxyError {
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::BadRequest => StatusCode::BAD_REQUEST,
             ProxyError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -52,9 +56,10 @@ impl ProxyError {
     /// Which side failed.
     pub fn side(&self) -> Side {
         match self {
-            ProxyError::NoRoute | ProxyError::BadRequest | ProxyError::PayloadTooLarge => {
-                Side::Downstream
-            }
+            ProxyError::NoRoute
+            | ProxyError::BadRequest
+            | ProxyError::PayloadTooLarge
+            | ProxyError::RequestTimeout => Side::Downstream,
             ProxyError::Internal => Side::Internal,
         }
     }

@@ -48,7 +48,7 @@ impl Proxy {
         conn: ConnInfo,
         started: Instant,
     ) -> Response<Full<Bytes>> {
-        let config = self.node.config.load_full();
+        let config = self.node.config.load();
         let id = crate::request_id::generate();
         let id = std::str::from_utf8(&id).unwrap_or_default();
         let (head, body) = req.into_parts();
@@ -113,7 +113,14 @@ async fn read_body(
         }
     }
     let mut seen = 0u64;
-    while let Some(frame) = body.frame().await {
+    // As nginx's client_body_timeout: a client may pause at most this long between reads.
+    let idle = std::time::Duration::from_secs(60);
+    loop {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => return Err(ProxyError::RequestTimeout),
+            Ok(None) => break,
+            Ok(Some(frame)) => frame,
+        };
         let frame = frame.map_err(|_| ProxyError::BadRequest)?;
         if let Some(data) = frame.data_ref() {
             seen += data.len() as u64;

@@ -80,8 +80,12 @@ pub fn bind(listen: &Listen, kind: &'static str) -> Result<TcpListener, BindErro
     if listen.reuseport {
         socket.set_reuse_port(true).map_err(err)?;
     }
-    if let (Some(v6only), true) = (listen.ipv6only, addr.is_ipv6()) {
-        socket.set_only_v6(v6only).map_err(err)?;
+    if addr.is_ipv6() {
+        // As nginx: IPv6 sockets are IPv6-only unless `ipv6only=off`, so `0.0.0.0:P` and
+        // `[::]:P` can both be listed.
+        socket
+            .set_only_v6(listen.ipv6only.unwrap_or(true))
+            .map_err(err)?;
     }
     if let Some(keepalive) = listen.so_keepalive {
         socket.set_keepalive(keepalive).map_err(err)?;
@@ -171,18 +175,33 @@ async fn accept_loop<H: Handler>(
         let handler = handler.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            handler.connection(true);
+            let _open = OpenConnection::new(handler.clone());
             let conn = ConnInfo {
                 peer,
                 local,
                 tls: tls.is_some(),
             };
-            serve(stream, conn, http2, tls, handler.clone(), watcher).await;
-            handler.connection(false);
+            serve(stream, conn, http2, tls, handler, watcher).await;
         });
     }
     drop(listener);
     graceful
+}
+
+/// Counts a connection as open until dropped, even if its task panics.
+struct OpenConnection<H: Handler>(Arc<H>);
+
+impl<H: Handler> OpenConnection<H> {
+    fn new(handler: Arc<H>) -> Self {
+        handler.connection(true);
+        OpenConnection(handler)
+    }
+}
+
+impl<H: Handler> Drop for OpenConnection<H> {
+    fn drop(&mut self) {
+        self.0.connection(false);
+    }
 }
 
 async fn serve<H: Handler>(
@@ -209,7 +228,7 @@ async fn serve<H: Handler>(
         Some(config) => {
             let acceptor = tokio_rustls::TlsAcceptor::from(config);
             let handshake =
-                tokio::time::timeout(Duration::from_secs(60), acceptor.accept(stream)).await;
+                tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await;
             let stream = match handshake {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {

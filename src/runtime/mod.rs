@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::admin::{AdminState, Api, Kind as ApiKind};
-use crate::config::{self, Config, Listen};
+use crate::config::{self, Config};
 use crate::logging::ErrorLog;
 use crate::node::{AccessLogs, Node};
 use crate::prefix::Prefix;
@@ -108,6 +108,8 @@ struct Server {
     admin: Arc<Api>,
     status: Arc<Api>,
     listeners: Listeners,
+    /// Listeners removed by reloads, still finishing their requests; `kong quit` waits for them.
+    draining: tokio::task::JoinSet<()>,
     error_log: ErrorLog,
 }
 
@@ -117,6 +119,9 @@ async fn serve(
     readiness: &mut dyn Readiness,
 ) -> Result<(), RuntimeError> {
     let prefix = Prefix::new(&config.prefix);
+    // Installed before anything can report readiness: a `kong reload` or `kong stop` that
+    // follows `kong start` at once must find the handlers, not the default actions.
+    let signals = Signals::install()?;
     let store = Store::open(&config).await?;
     let node =
         Node::new(config.clone(), crate::node::resolve_id(&config)).map_err(RuntimeError::Logs)?;
@@ -132,9 +137,10 @@ async fn serve(
         listeners: Listeners {
             running: HashMap::new(),
         },
+        draining: tokio::task::JoinSet::new(),
         error_log,
     };
-    server.apply_listeners(&config, true).await?;
+    server.apply_listeners(&config, true)?;
     let pid = std::process::id();
     prefix.write_pid(pid)?;
     let addresses: Vec<_> = server
@@ -146,18 +152,40 @@ async fn serve(
     tracing::info!(pid, prefix = %config.prefix.display(), "Kong started");
     readiness.ready(&addresses);
 
-    let result = server.signal_loop(&prefix).await;
+    let result = server.signal_loop(&prefix, signals).await;
     prefix.remove_pid(pid);
     result
 }
 
-impl Server {
-    async fn signal_loop(&mut self, prefix: &Prefix) -> Result<(), RuntimeError> {
+/// The signal streams the node reacts to.
+struct Signals {
+    hup: tokio::signal::unix::Signal,
+    quit: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, RuntimeError> {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut hup = signal(SignalKind::hangup()).map_err(RuntimeError::Runtime)?;
-        let mut quit = signal(SignalKind::quit()).map_err(RuntimeError::Runtime)?;
-        let mut term = signal(SignalKind::terminate()).map_err(RuntimeError::Runtime)?;
-        let mut int = signal(SignalKind::interrupt()).map_err(RuntimeError::Runtime)?;
+        let on = |kind| signal(kind).map_err(RuntimeError::Runtime);
+        Ok(Signals {
+            hup: on(SignalKind::hangup())?,
+            quit: on(SignalKind::quit())?,
+            term: on(SignalKind::terminate())?,
+            int: on(SignalKind::interrupt())?,
+        })
+    }
+}
+
+impl Server {
+    async fn signal_loop(&mut self, prefix: &Prefix, signals: Signals) -> Result<(), RuntimeError> {
+        let Signals {
+            mut hup,
+            mut quit,
+            mut term,
+            mut int,
+        } = signals;
         loop {
             tokio::select! {
                 _ = hup.recv() => self.reload(prefix).await,
@@ -181,8 +209,8 @@ impl Server {
 
     fn drain_all(&mut self) -> impl std::future::Future<Output = ()> {
         let all: Vec<Running> = self.listeners.running.drain().map(|(_, r)| r).collect();
+        let mut tasks = std::mem::take(&mut self.draining);
         async move {
-            let mut tasks = tokio::task::JoinSet::new();
             for r in all {
                 tasks.spawn(r.drain());
             }
@@ -198,6 +226,12 @@ impl Server {
                 return;
             }
         };
+        // Listeners first: they are the part that can fail (a port in use), and a failure
+        // must leave the node exactly as it was.
+        if let Err(e) = self.apply_listeners(&config, false) {
+            tracing::error!(error = %e, "reload refused; keeping the current configuration");
+            return;
+        }
         if let Err(e) = self.error_log.reload(&config) {
             tracing::error!(error = %e, "reload: could not reopen the error log");
         }
@@ -205,72 +239,65 @@ impl Server {
             Ok(logs) => self.node.logs.store(Arc::new(logs)),
             Err(e) => tracing::error!(error = %e, "reload: could not reopen access logs"),
         }
-        if let Err(e) = self.apply_listeners(&config, false).await {
-            tracing::error!(error = %e, "reload: listeners not fully applied");
-        }
         self.node.config.store(Arc::new(config));
         tracing::info!("configuration reloaded");
     }
 
-    /// Makes the running listeners match `config`: keeps unchanged sockets (updating their TLS
-    /// configuration), binds new ones, drains removed ones. On start, any failure is fatal.
-    async fn apply_listeners(
-        &mut self,
-        config: &Config,
-        starting: bool,
-    ) -> Result<(), RuntimeError> {
+    /// Makes the running listeners match `config`, all or nothing: TLS material is loaded and
+    /// new sockets are bound before anything changes; only then are kept listeners updated,
+    /// new ones started and removed ones drained.
+    fn apply_listeners(&mut self, config: &Config, starting: bool) -> Result<(), RuntimeError> {
         let ssl_dir = config.prefix.join("ssl");
-        let wanted: Vec<(&'static str, &Listen)> = [
+        let mut keep = Vec::new();
+        let mut updates = Vec::new();
+        let mut fresh = Vec::new();
+        for (kind, list) in [
             ("proxy_listen", &config.proxy_listen),
             ("admin_listen", &config.admin_listen),
             ("status_listen", &config.status_listen),
-        ]
-        .into_iter()
-        .flat_map(|(kind, ls)| ls.iter().map(move |l| (kind, l)))
-        .collect();
-
-        let mut first_error = None;
-        let mut keep = Vec::new();
-        for (kind, listen) in wanted {
-            let key = (kind, listen.address());
-            keep.push(key.clone());
-            let tls = match listen.ssl {
-                true => match tls_for(config, kind, &ssl_dir, listen.http2) {
-                    Ok(t) => Some(t),
-                    Err(e) if starting => return Err(e),
-                    Err(e) => {
-                        first_error.get_or_insert(e);
-                        continue;
+        ] {
+            for listen in list {
+                let key = (kind, listen.address());
+                let tls = match listen.ssl {
+                    true => Some(tls_for(config, kind, &ssl_dir, listen.http2)?),
+                    false => None,
+                };
+                match self.listeners.running.get(&key) {
+                    Some(running) => {
+                        if !starting
+                            && (running.listen.http2 != listen.http2
+                                || running.listen.reuseport != listen.reuseport
+                                || running.listen.backlog != listen.backlog)
+                        {
+                            tracing::warn!(listener = %listen, "changed socket flags take effect at the next start");
+                        }
+                        updates.push((key.clone(), tls));
                     }
-                },
-                false => None,
-            };
-            if let Some(running) = self.listeners.running.get(&key) {
-                if running.listen.http2 != listen.http2
-                    || running.listen.reuseport != listen.reuseport
-                    || running.listen.backlog != listen.backlog
-                {
-                    tracing::warn!(listener = %listen, "changed socket flags take effect at the next start");
+                    None => fresh.push((
+                        key.clone(),
+                        listen.clone(),
+                        listener::bind(listen, kind)?,
+                        tls,
+                    )),
                 }
-                running.tls.store(tls);
-                continue;
+                keep.push(key);
             }
-            let socket = match listener::bind(listen, kind) {
-                Ok(s) => s,
-                Err(e) if starting => return Err(e.into()),
-                Err(e) => {
-                    first_error.get_or_insert(e.into());
-                    continue;
-                }
-            };
-            let started = match kind {
+        }
+
+        for (key, tls) in updates {
+            if let Some(running) = self.listeners.running.get(&key) {
+                running.tls.store(tls);
+            }
+        }
+        for (key, listen, socket, tls) in fresh {
+            let started = match key.0 {
                 "proxy_listen" => Running::start(socket, listen.clone(), tls, self.proxy.clone()),
                 "admin_listen" => Running::start(socket, listen.clone(), tls, self.admin.clone()),
                 _ => Running::start(socket, listen.clone(), tls, self.status.clone()),
             };
             match started {
                 Ok(r) => {
-                    tracing::info!(listener = %listen, kind, address = %r.local, "listening");
+                    tracing::info!(listener = %listen, kind = key.0, address = %r.local, "listening");
                     self.listeners.running.insert(key, r);
                 }
                 Err(e) => {
@@ -288,13 +315,10 @@ impl Server {
         for key in removed {
             if let Some(r) = self.listeners.running.remove(&key) {
                 tracing::info!(listener = %r.listen, "listener removed; draining its connections");
-                tokio::spawn(r.drain());
+                self.draining.spawn(r.drain());
             }
         }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        Ok(())
     }
 }
 

@@ -16,13 +16,19 @@ pub fn rt() -> &'static tokio::runtime::Runtime {
     })
 }
 
-/// A client that accepts self-signed certificates.
+/// The shared client (keep-alive connections are reused across calls); it accepts
+/// self-signed certificates.
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client")
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .danger_accept_invalid_certs(true)
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("client")
+        })
+        .clone()
 }
 
 /// A response, read whole.
