@@ -61,15 +61,9 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// Whether process `pid` is alive (and not a zombie).
+/// Whether process `pid` is alive (and not a zombie): the node's own check.
 pub fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|s| s != "Z"),
-        Err(_) => false,
-    }
+    kong::prefix::is_alive(pid)
 }
 
 /// A node started from the real binary.
