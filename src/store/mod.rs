@@ -4,7 +4,9 @@
 //! `postgres` and `off` (DB-less). The entity layer grows with the datastore work; this module
 //! owns connecting and schema preparation.
 
+pub mod entities;
 pub mod migrations;
+pub mod schema;
 
 use std::str::FromStr;
 use std::time::Duration;
