@@ -180,12 +180,11 @@ mod tests {
 
 /// Whether the PEM private key `key` belongs to the first certificate of the PEM chain `cert`.
 pub fn key_matches_certificate(cert: &str, key: &str) -> bool {
-    let certs: Vec<CertificateDer<'static>> = match rustls_pemfile::certs(&mut cert.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-    {
-        Ok(c) if !c.is_empty() => c,
-        _ => return false,
-    };
+    let certs: Vec<CertificateDer<'static>> =
+        match rustls_pemfile::certs(&mut cert.as_bytes()).collect::<Result<Vec<_>, _>>() {
+            Ok(c) if !c.is_empty() => c,
+            _ => return false,
+        };
     let Ok(Some(key)) = rustls_pemfile::private_key(&mut key.as_bytes()) else {
         return false;
     };

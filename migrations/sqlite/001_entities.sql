@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS entity_refs (
     field      TEXT NOT NULL,
     ref_entity TEXT NOT NULL,
     ref_id     TEXT NOT NULL,
-    PRIMARY KEY (entity, id, field)
+    PRIMARY KEY (entity, id, field, ref_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS entity_refs_target_idx ON entity_refs (ref_entity, ref_id, entity, field, id);
 

@@ -1,20 +1,39 @@
-//! The datastore: entities and their backends.
+//! The datastore: entities, their schemas, and the backends that keep them.
 //!
 //! Backends: `sqlite` (the embedded default, a file in the prefix that prepares its own schema),
-//! `postgres` and `off` (DB-less). The entity layer grows with the datastore work; this module
-//! owns connecting and schema preparation.
+//! `postgres`, and `off` (DB-less: in memory, loaded from a declarative file). The entity logic
+//! in [`dao`] is written once over the backends' small set of primitives, so all three behave
+//! the same; one conformance suite (`tests/store_conformance.rs`) holds them to it.
+//!
+//! Every write also records a [`Change`]: in the database (for other nodes, later) and on a
+//! local channel that the node's configuration rebuild listens to.
 
+mod backend;
+pub mod dao;
 pub mod entities;
+pub mod error;
+pub mod import;
 pub mod migrations;
 pub mod schema;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{PgPool, SqlitePool};
+use tokio::sync::broadcast;
+
+pub use backend::{Change, TagFilter};
+pub use dao::{EntityKey, Page, PageRequest, WriteOptions};
+pub use error::DbError;
+pub use import::{ImportError, ImportFailure, ImportItem, ImportOptions, ImportSummary};
 
 use crate::config::{Config, Database};
+use backend::memory::MemoryState;
+use backend::sql::SqlTx;
+use backend::Tx;
+use schema::{NoPlugins, PluginSchemas};
 
 /// Datastore problems.
 #[derive(Debug, thiserror::Error)]
@@ -37,16 +56,91 @@ pub enum StoreError {
     Unsupported(&'static str),
 }
 
-/// An open datastore.
-#[derive(Debug, Clone)]
-pub enum Store {
-    /// Embedded SQLite.
+#[derive(Clone)]
+enum Backend {
     Sqlite(SqlitePool),
-    /// DB-less: entities live in memory.
-    Off,
+    Postgres(PgPool),
+    Memory(Arc<MemoryState>),
+}
+
+#[derive(Clone)]
+struct Inner {
+    backend: Backend,
+    plugins: Arc<dyn PluginSchemas>,
+    node_id: String,
+    changes: broadcast::Sender<Change>,
+}
+
+/// An open datastore; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend())
+            .finish()
+    }
 }
 
 impl Store {
+    fn new(backend: Backend) -> Store {
+        let (changes, _) = broadcast::channel(1024);
+        Store {
+            inner: Arc::new(Inner {
+                backend,
+                plugins: Arc::new(NoPlugins),
+                node_id: uuid::Uuid::nil().to_string(),
+                changes,
+            }),
+        }
+    }
+
+    /// A store on an SQLite pool whose schema is already migrated.
+    pub fn sqlite(pool: SqlitePool) -> Store {
+        Store::new(Backend::Sqlite(pool))
+    }
+
+    /// A store on a PostgreSQL pool whose schema is already migrated.
+    pub fn postgres(pool: PgPool) -> Store {
+        Store::new(Backend::Postgres(pool))
+    }
+
+    /// An empty in-memory (DB-less) store.
+    pub fn memory() -> Store {
+        Store::new(Backend::Memory(Arc::new(MemoryState::default())))
+    }
+
+    fn with(&self, change: impl FnOnce(&mut Inner)) -> Store {
+        let mut inner = (*self.inner).clone();
+        change(&mut inner);
+        Store {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// This store validating plugin configurations with `plugins`.
+    pub fn with_plugins(&self, plugins: Arc<dyn PluginSchemas>) -> Store {
+        self.with(|i| i.plugins = plugins)
+    }
+
+    /// This store recording changes as made by node `id`.
+    pub fn with_node_id(&self, id: &str) -> Store {
+        let id = id.to_owned();
+        self.with(|i| i.node_id = id)
+    }
+
+    /// The plugin schemas used for validation.
+    pub fn plugins(&self) -> &dyn PluginSchemas {
+        self.inner.plugins.as_ref()
+    }
+
+    pub(crate) fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+
     /// Opens the configured datastore. The embedded SQLite default creates its file and applies
     /// its migrations itself, so nobody needs to run `kong migrations` to try the gateway.
     pub async fn open(config: &Config) -> Result<Store, StoreError> {
@@ -58,43 +152,79 @@ impl Store {
                     location: location.clone(),
                     source,
                 };
-                let options = SqliteConnectOptions::from_str("sqlite://")
-                    .map_err(connect)?
-                    .filename(&config.sqlite_path)
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
-                    .foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(5));
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(4)
-                    .connect_with(options)
-                    .await
-                    .map_err(connect)?;
+                let pool = sqlite_pool(&config.sqlite_path).await.map_err(connect)?;
                 let ran = migrations::apply_sqlite(&pool).await?;
                 if !ran.is_empty() {
                     tracing::info!(file = %location, migrations = ?ran, "prepared the embedded datastore");
                 }
-                Ok(Store::Sqlite(pool))
+                Ok(Store::sqlite(pool))
             }
-            Database::Off => Ok(Store::Off),
+            Database::Off => Ok(Store::memory()),
             Database::Postgres => Err(StoreError::Unsupported("postgres")),
         }
     }
 
     /// Whether the database answers (always true without one).
     pub async fn reachable(&self) -> bool {
-        match self {
-            Store::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.is_ok(),
-            Store::Off => true,
+        match &self.inner.backend {
+            Backend::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.is_ok(),
+            Backend::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.is_ok(),
+            Backend::Memory(_) => true,
         }
     }
 
-    /// The backend's name as `GET /` reports it.
+    /// The backend's name as `GET /` reports it (`database`).
     pub fn backend(&self) -> &'static str {
-        match self {
-            Store::Sqlite(_) => "sqlite",
-            Store::Off => "off",
+        match &self.inner.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+            Backend::Memory(_) => "off",
         }
     }
+
+    /// Changes committed through this store, as they happen.
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.inner.changes.subscribe()
+    }
+
+    pub(crate) fn notify(&self, change: Change) {
+        // Nobody listening is fine: the node may not have started its rebuild loop yet.
+        let _ = self.inner.changes.send(change);
+    }
+
+    /// A transaction for reading.
+    pub(crate) async fn read(&self) -> Result<Tx, DbError> {
+        Ok(match &self.inner.backend {
+            Backend::Sqlite(pool) => Tx::Sql(SqlTx::Sqlite(pool.begin().await?)),
+            Backend::Postgres(pool) => Tx::Sql(SqlTx::Postgres(pool.begin().await?)),
+            Backend::Memory(state) => Tx::Memory(state.read()),
+        })
+    }
+
+    /// A transaction for writing. SQLite takes its write lock up front, so two writers queue
+    /// instead of failing when the second one tries to upgrade.
+    pub(crate) async fn write(&self) -> Result<Tx, DbError> {
+        Ok(match &self.inner.backend {
+            Backend::Sqlite(pool) => {
+                Tx::Sql(SqlTx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?))
+            }
+            Backend::Postgres(pool) => Tx::Sql(SqlTx::Postgres(pool.begin().await?)),
+            Backend::Memory(state) => Tx::Memory(state.write().await),
+        })
+    }
+}
+
+/// Opens (creating if missing) the SQLite file at `path`.
+pub async fn sqlite_pool(path: &std::path::Path) -> Result<SqlitePool, sqlx::Error> {
+    let options = SqliteConnectOptions::from_str("sqlite://")?
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(5));
+    SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await
 }

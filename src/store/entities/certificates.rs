@@ -14,9 +14,20 @@ pub fn certificates() -> Schema {
     let mut fields = vec![id()];
     fields.extend(timestamps(Timestamps::Seconds));
     fields.extend([
-        ("cert", Field::string().required().custom("certificate", typedefs::pem_certificate)),
-        ("key", Field::string().required().custom("key", typedefs::pem_key)),
-        ("cert_alt", Field::string().custom("certificate", typedefs::pem_certificate)),
+        (
+            "cert",
+            Field::string()
+                .required()
+                .custom("certificate", typedefs::pem_certificate),
+        ),
+        (
+            "key",
+            Field::string().required().custom("key", typedefs::pem_key),
+        ),
+        (
+            "cert_alt",
+            Field::string().custom("certificate", typedefs::pem_certificate),
+        ),
         ("key_alt", Field::string().custom("key", typedefs::pem_key)),
         tags(),
     ]);
@@ -62,7 +73,12 @@ pub fn snis() -> Schema {
             Field::foreign("certificates", OnDelete::Cascade).required(),
         ),
     ]);
-    schema("snis", Some("name"), Timestamps::Seconds, Record::new(fields))
+    schema(
+        "snis",
+        Some("name"),
+        Timestamps::Seconds,
+        Record::new(fields),
+    )
 }
 
 /// The ca_certificates schema.
@@ -70,11 +86,21 @@ pub fn ca_certificates() -> Schema {
     let mut fields = vec![id()];
     fields.extend(timestamps(Timestamps::Seconds));
     fields.extend([
-        ("cert", Field::string().required().custom("ca certificate", single_certificate)),
+        (
+            "cert",
+            Field::string()
+                .required()
+                .custom("ca certificate", single_certificate),
+        ),
         ("cert_digest", Field::string().unique()),
         tags(),
     ]);
-    let mut s = schema("ca_certificates", None, Timestamps::Seconds, Record::new(fields));
+    let mut s = schema(
+        "ca_certificates",
+        None,
+        Timestamps::Seconds,
+        Record::new(fields),
+    );
     s.finish = Some(digest);
     s
 }

@@ -12,9 +12,7 @@ pub fn consumers() -> Schema {
         ("custom_id", Field::string().unique()),
         tags(),
     ]);
-    let record = Record::new(fields).checks(vec![EntityCheck::AtLeastOneOf(&[
-        "custom_id",
-        "username",
-    ])]);
+    let record =
+        Record::new(fields).checks(vec![EntityCheck::AtLeastOneOf(&["custom_id", "username"])]);
     schema("consumers", Some("username"), Timestamps::Seconds, record)
 }

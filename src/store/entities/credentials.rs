@@ -90,7 +90,9 @@ pub fn jwt_secrets() -> Schema {
         ("rsa_public_key", Field::string()),
         (
             "algorithm",
-            Field::string().default(json!("HS256")).one_of(JWT_ALGORITHMS),
+            Field::string()
+                .default(json!("HS256"))
+                .one_of(JWT_ALGORITHMS),
         ),
         tags(),
     ]);
@@ -102,7 +104,10 @@ pub fn jwt_secrets() -> Schema {
 
 /// Asymmetric algorithms verify with a public key, which must then be given and parse.
 fn public_key_required(doc: &Doc, _: &Context<'_>, _: &Path, errs: &mut SchemaErrors) {
-    let algorithm = doc.get("algorithm").and_then(Value::as_str).unwrap_or("HS256");
+    let algorithm = doc
+        .get("algorithm")
+        .and_then(Value::as_str)
+        .unwrap_or("HS256");
     if algorithm.starts_with("HS") {
         return;
     }

@@ -19,15 +19,20 @@ pub fn plugins() -> Schema {
         ("name", Field::string().required()),
         (
             "instance_name",
-            Field::string().unique().custom("utf8_name", typedefs::utf8_name),
+            Field::string()
+                .unique()
+                .custom("utf8_name", typedefs::utf8_name),
         ),
         ("route", Field::foreign("routes", OnDelete::Cascade)),
         ("service", Field::foreign("services", OnDelete::Cascade)),
         ("consumer", Field::foreign("consumers", OnDelete::Cascade)),
-        ("config", Field {
-            kind: Kind::Any,
-            ..Field::string()
-        }),
+        (
+            "config",
+            Field {
+                kind: Kind::Any,
+                ..Field::string()
+            },
+        ),
         (
             "protocols",
             Field::set(Field::string().one_of(typedefs::PROTOCOLS))
@@ -38,7 +43,12 @@ pub fn plugins() -> Schema {
         ("enabled", Field::boolean().required().default(json!(true))),
         tags(),
     ]);
-    let mut s = schema("plugins", Some("instance_name"), Timestamps::Seconds, Record::new(fields));
+    let mut s = schema(
+        "plugins",
+        Some("instance_name"),
+        Timestamps::Seconds,
+        Record::new(fields),
+    );
     s.cache_key = &["name", "route", "service", "consumer"];
     s.finish = Some(plugin_config);
     s
@@ -64,7 +74,13 @@ fn plugin_config(doc: &mut Doc, ctx: &Context<'_>, errs: &mut SchemaErrors) {
             return;
         }
     };
-    let config = validate_record(&plugin.config, config, &Path::root().key("config"), ctx, errs);
+    let config = validate_record(
+        &plugin.config,
+        config,
+        &Path::root().key("config"),
+        ctx,
+        errs,
+    );
     doc.insert("config".into(), Value::Object(config));
     for (scope, forbidden) in [
         ("consumer", plugin.no_consumer),
@@ -72,10 +88,7 @@ fn plugin_config(doc: &mut Doc, ctx: &Context<'_>, errs: &mut SchemaErrors) {
         ("service", plugin.no_service),
     ] {
         if forbidden && doc.get(scope).is_some_and(|v| !v.is_null()) {
-            errs.field(
-                &Path::root().key(scope),
-                format!("value must be null"),
-            );
+            errs.field(&Path::root().key(scope), format!("value must be null"));
         }
     }
     if let Some(allowed) = &plugin.protocols {

@@ -13,7 +13,10 @@ pub fn routes() -> Schema {
     let endpoint = || {
         Field::record(
             Record::new(vec![
-                ("ip", Field::string().custom("ip_or_cidr", typedefs::ip_or_cidr)),
+                (
+                    "ip",
+                    Field::string().custom("ip_or_cidr", typedefs::ip_or_cidr),
+                ),
                 ("port", port()),
             ])
             .checks(vec![EntityCheck::AtLeastOneOf(&["ip", "port"])]),
@@ -22,7 +25,12 @@ pub fn routes() -> Schema {
     let mut fields = vec![id()];
     fields.extend(timestamps(Timestamps::Seconds));
     fields.extend([
-        ("name", Field::string().unique().custom("utf8_name", typedefs::utf8_name)),
+        (
+            "name",
+            Field::string()
+                .unique()
+                .custom("utf8_name", typedefs::utf8_name),
+        ),
         (
             "protocols",
             Field::set(Field::string().one_of(typedefs::PROTOCOLS))
@@ -31,9 +39,18 @@ pub fn routes() -> Schema {
                 .default(strings(&["http", "https"]))
                 .custom("protocol groups", protocol_groups),
         ),
-        ("methods", Field::set(Field::string().custom("method", method))),
-        ("hosts", Field::array(Field::string().custom("host", route_host))),
-        ("paths", Field::array(Field::string().custom("route path", route_path))),
+        (
+            "methods",
+            Field::set(Field::string().custom("method", method)),
+        ),
+        (
+            "hosts",
+            Field::array(Field::string().custom("host", route_host)),
+        ),
+        (
+            "paths",
+            Field::array(Field::string().custom("route path", route_path)),
+        ),
         (
             "headers",
             Field::map(
@@ -43,23 +60,37 @@ pub fn routes() -> Schema {
         ),
         (
             "https_redirect_status_code",
-            Field::integer()
-                .required()
-                .default(json!(426))
-                .rule(crate::store::schema::Rule::OneOf(
+            Field::integer().required().default(json!(426)).rule(
+                crate::store::schema::Rule::OneOf(
                     [426, 301, 302, 307, 308].map(Value::from).to_vec(),
-                )),
+                ),
+            ),
         ),
         ("regex_priority", Field::integer().default(json!(0))),
-        ("strip_path", Field::boolean().required().default(json!(true))),
+        (
+            "strip_path",
+            Field::boolean().required().default(json!(true)),
+        ),
         (
             "path_handling",
             Field::string().default(json!("v0")).one_of(&["v0", "v1"]),
         ),
-        ("preserve_host", Field::boolean().required().default(json!(false))),
-        ("request_buffering", Field::boolean().required().default(json!(true))),
-        ("response_buffering", Field::boolean().required().default(json!(true))),
-        ("snis", Field::set(Field::string().custom("wildcard_host", typedefs::wildcard_host))),
+        (
+            "preserve_host",
+            Field::boolean().required().default(json!(false)),
+        ),
+        (
+            "request_buffering",
+            Field::boolean().required().default(json!(true)),
+        ),
+        (
+            "response_buffering",
+            Field::boolean().required().default(json!(true)),
+        ),
+        (
+            "snis",
+            Field::set(Field::string().custom("wildcard_host", typedefs::wildcard_host)),
+        ),
         ("sources", Field::set(endpoint())),
         ("destinations", Field::set(endpoint())),
         tags(),
@@ -83,7 +114,9 @@ fn method(v: &Value) -> Result<(), String> {
 fn header_key(v: &Value) -> Result<(), String> {
     typedefs::header_name(v)?;
     if v.as_str().is_some_and(|s| s.eq_ignore_ascii_case("host")) {
-        return Err("cannot contain 'host' header, which must be specified in the 'hosts' attribute".into());
+        return Err(
+            "cannot contain 'host' header, which must be specified in the 'hosts' attribute".into(),
+        );
     }
     Ok(())
 }
@@ -189,17 +222,41 @@ fn protocol_rules(doc: &Doc, _: &Context<'_>, _: &Path, errs: &mut SchemaErrors)
     }
     let has = |p: &str| protocols.contains(&p);
     let (named, need, forbid): (&[&str], &[&str], &[&str]) = if has("https") {
-        (&["https"], &["methods", "hosts", "headers", "paths", "snis"], &["sources", "destinations"])
+        (
+            &["https"],
+            &["methods", "hosts", "headers", "paths", "snis"],
+            &["sources", "destinations"],
+        )
     } else if has("http") {
-        (&["http"], &["methods", "hosts", "headers", "paths"], &["sources", "destinations"])
+        (
+            &["http"],
+            &["methods", "hosts", "headers", "paths"],
+            &["sources", "destinations"],
+        )
     } else if has("grpcs") {
-        (&["grpcs"], &["hosts", "headers", "paths", "snis"], &["methods", "sources", "destinations"])
+        (
+            &["grpcs"],
+            &["hosts", "headers", "paths", "snis"],
+            &["methods", "sources", "destinations"],
+        )
     } else if has("grpc") {
-        (&["grpc"], &["hosts", "headers", "paths"], &["methods", "sources", "destinations"])
+        (
+            &["grpc"],
+            &["hosts", "headers", "paths"],
+            &["methods", "sources", "destinations"],
+        )
     } else if has("tls_passthrough") {
-        (&["tls_passthrough"], &["snis"], &["methods", "hosts", "paths", "headers"])
+        (
+            &["tls_passthrough"],
+            &["snis"],
+            &["methods", "hosts", "paths", "headers"],
+        )
     } else {
-        (&["tcp", "tls", "udp"], &["sources", "destinations", "snis"], &["methods", "hosts", "paths", "headers"])
+        (
+            &["tcp", "tls", "udp"],
+            &["sources", "destinations", "snis"],
+            &["methods", "hosts", "paths", "headers"],
+        )
     };
     for f in forbid {
         if is_set(doc, f) {
@@ -228,7 +285,11 @@ fn protocol_rules(doc: &Doc, _: &Context<'_>, _: &Path, errs: &mut SchemaErrors)
         let msg = if named == ["tls_passthrough"] {
             "must set snis when 'protocols' is 'tls_passthrough'".to_owned()
         } else {
-            format!("must set one of {} when 'protocols' is {}", quoted_list(need), quoted(named))
+            format!(
+                "must set one of {} when 'protocols' is {}",
+                quoted_list(need),
+                quoted(named)
+            )
         };
         errs.entity(msg);
     }

@@ -4,8 +4,8 @@ use serde_json::{json, Value};
 
 use super::common::{id, schema, tags, timeout, timestamps};
 use crate::store::schema::{
-    typedefs, Doc, EntityCheck, Field, Match, OnDelete, Path, Record, Rule, Schema,
-    SchemaErrors, Timestamps,
+    typedefs, Doc, EntityCheck, Field, Match, OnDelete, Path, Record, Rule, Schema, SchemaErrors,
+    Timestamps,
 };
 
 const NO_PATH: &[&str] = &["tcp", "tls", "udp", "grpc", "grpcs"];
@@ -16,8 +16,16 @@ pub fn services() -> Schema {
     let mut fields = vec![id()];
     fields.extend(timestamps(Timestamps::Seconds));
     fields.extend([
-        ("name", Field::string().unique().custom("utf8_name", typedefs::utf8_name)),
-        ("retries", Field::integer().default(json!(5)).between(0.0, 32767.0)),
+        (
+            "name",
+            Field::string()
+                .unique()
+                .custom("utf8_name", typedefs::utf8_name),
+        ),
+        (
+            "retries",
+            Field::integer().default(json!(5)).between(0.0, 32767.0),
+        ),
         (
             "protocol",
             Field::string()
@@ -25,7 +33,10 @@ pub fn services() -> Schema {
                 .default(json!("http"))
                 .one_of(typedefs::PROTOCOLS),
         ),
-        ("host", Field::string().required().custom("host", typedefs::host)),
+        (
+            "host",
+            Field::string().required().custom("host", typedefs::host),
+        ),
         (
             "port",
             Field::integer()
@@ -34,9 +45,24 @@ pub fn services() -> Schema {
                 .between(0.0, 65535.0),
         ),
         ("path", Field::string().custom("path", typedefs::path)),
-        ("connect_timeout", timeout().between(1.0, 2_147_483_646.0).default(json!(60000))),
-        ("write_timeout", timeout().between(1.0, 2_147_483_646.0).default(json!(60000))),
-        ("read_timeout", timeout().between(1.0, 2_147_483_646.0).default(json!(60000))),
+        (
+            "connect_timeout",
+            timeout()
+                .between(1.0, 2_147_483_646.0)
+                .default(json!(60000)),
+        ),
+        (
+            "write_timeout",
+            timeout()
+                .between(1.0, 2_147_483_646.0)
+                .default(json!(60000)),
+        ),
+        (
+            "read_timeout",
+            timeout()
+                .between(1.0, 2_147_483_646.0)
+                .default(json!(60000)),
+        ),
         tags(),
         (
             "client_certificate",
@@ -44,7 +70,10 @@ pub fn services() -> Schema {
         ),
         ("tls_verify", Field::boolean()),
         ("tls_verify_depth", Field::integer().between(0.0, 64.0)),
-        ("ca_certificates", Field::array(Field::string().rule(Rule::Uuid))),
+        (
+            "ca_certificates",
+            Field::array(Field::string().rule(Rule::Uuid)),
+        ),
         ("enabled", Field::boolean().required().default(json!(true))),
     ]);
     let when = |then_field, if_match| EntityCheck::Conditional {
@@ -73,7 +102,12 @@ fn url_shorthand(doc: &mut Doc) -> Result<(), SchemaErrors> {
     let url = match url {
         Value::Null => return Ok(()),
         Value::String(s) => s,
-        _ => return Err(SchemaErrors::at(&Path::root().key("url"), "expected a string")),
+        _ => {
+            return Err(SchemaErrors::at(
+                &Path::root().key("url"),
+                "expected a string",
+            ))
+        }
     };
     let (scheme, rest) = match url.split_once("://") {
         Some((scheme, rest)) => (Some(scheme.to_ascii_lowercase()), rest),

@@ -9,7 +9,14 @@ use crate::store::schema::{
 };
 
 const HASH_ON: &[&str] = &[
-    "none", "consumer", "ip", "header", "cookie", "path", "query_arg", "uri_capture",
+    "none",
+    "consumer",
+    "ip",
+    "header",
+    "cookie",
+    "path",
+    "query_arg",
+    "uri_capture",
 ];
 
 /// The upstreams schema.
@@ -19,7 +26,10 @@ pub fn upstreams() -> Schema {
     fields.extend([
         (
             "name",
-            Field::string().required().unique().custom("hostname", upstream_name),
+            Field::string()
+                .required()
+                .unique()
+                .custom("hostname", upstream_name),
         ),
         (
             "algorithm",
@@ -30,27 +40,52 @@ pub fn upstreams() -> Schema {
                 "latency",
             ]),
         ),
-        ("hash_on", Field::string().default(json!("none")).one_of(HASH_ON)),
-        ("hash_fallback", Field::string().default(json!("none")).one_of(HASH_ON)),
-        ("hash_on_header", Field::string().custom("header_name", typedefs::header_name)),
-        ("hash_fallback_header", Field::string().custom("header_name", typedefs::header_name)),
-        ("hash_on_cookie", Field::string().custom("cookie_name", cookie_name)),
+        (
+            "hash_on",
+            Field::string().default(json!("none")).one_of(HASH_ON),
+        ),
+        (
+            "hash_fallback",
+            Field::string().default(json!("none")).one_of(HASH_ON),
+        ),
+        (
+            "hash_on_header",
+            Field::string().custom("header_name", typedefs::header_name),
+        ),
+        (
+            "hash_fallback_header",
+            Field::string().custom("header_name", typedefs::header_name),
+        ),
+        (
+            "hash_on_cookie",
+            Field::string().custom("cookie_name", cookie_name),
+        ),
         (
             "hash_on_cookie_path",
-            Field::string().default(json!("/")).custom("path", typedefs::path),
+            Field::string()
+                .default(json!("/"))
+                .custom("path", typedefs::path),
         ),
         ("hash_on_query_arg", Field::string()),
         ("hash_fallback_query_arg", Field::string()),
         ("hash_on_uri_capture", Field::string()),
         ("hash_fallback_uri_capture", Field::string()),
-        ("slots", Field::integer().default(json!(10000)).between(10.0, 65536.0)),
+        (
+            "slots",
+            Field::integer()
+                .default(json!(10000))
+                .between(10.0, 65536.0),
+        ),
         ("healthchecks", Field::record(healthchecks())),
         tags(),
         (
             "host_header",
             Field::string().custom("host_with_optional_port", typedefs::host_with_optional_port),
         ),
-        ("client_certificate", Field::foreign("certificates", OnDelete::Restrict)),
+        (
+            "client_certificate",
+            Field::foreign("certificates", OnDelete::Restrict),
+        ),
         ("use_srv_name", Field::boolean().default(json!(false))),
     ]);
     let needs = |value: &'static [&'static str], field| EntityCheck::Conditional {
@@ -98,10 +133,7 @@ pub fn upstreams() -> Schema {
 
 fn upstream_name(v: &Value) -> Result<(), String> {
     let s = v.as_str().unwrap_or_default();
-    if s.parse::<std::net::IpAddr>().is_err()
-        && !s.contains(':')
-        && typedefs::host(v).is_ok()
-    {
+    if s.parse::<std::net::IpAddr>().is_err() && !s.contains(':') && typedefs::host(v).is_ok() {
         Ok(())
     } else {
         Err(format!("Invalid name ('{s}'); must be a valid hostname"))
@@ -125,7 +157,10 @@ fn fallback_differs(doc: &Doc, _: &Context<'_>, _: &Path, errs: &mut SchemaError
     let fallback = doc.get("hash_fallback").and_then(Value::as_str);
     if let (Some(on), Some(fb)) = (on, fallback) {
         if on == fb && ["consumer", "ip", "path"].contains(&on) {
-            errs.field(&Path::root().key("hash_fallback"), "must be different from hash_on");
+            errs.field(
+                &Path::root().key("hash_fallback"),
+                "must be different from hash_on",
+            );
             errs.entity("failed conditional validation given value of field 'hash_on'");
         }
     }
@@ -133,7 +168,10 @@ fn fallback_differs(doc: &Doc, _: &Context<'_>, _: &Path, errs: &mut SchemaError
 
 /// `least-connections` and `latency` never hash; a hash key implies `consistent-hashing`.
 fn algorithm_shorthand(doc: &mut Doc) -> Result<(), SchemaErrors> {
-    let algorithm = doc.get("algorithm").and_then(Value::as_str).map(str::to_owned);
+    let algorithm = doc
+        .get("algorithm")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     let forced = matches!(algorithm.as_deref(), Some("least-connections" | "latency"));
     if forced {
         doc.insert("hash_on".into(), json!("none"));
@@ -152,8 +190,9 @@ fn algorithm_shorthand(doc: &mut Doc) -> Result<(), SchemaErrors> {
 }
 
 fn statuses(default: &[u16]) -> Field {
-    Field::array(Field::integer().between(100.0, 999.0))
-        .default(Value::Array(default.iter().map(|s| Value::from(*s)).collect()))
+    Field::array(Field::integer().between(100.0, 999.0)).default(Value::Array(
+        default.iter().map(|s| Value::from(*s)).collect(),
+    ))
 }
 
 fn counter() -> Field {
@@ -170,13 +209,26 @@ fn healthchecks() -> Record {
     let interval = || Field::number().default(json!(0)).between(0.0, 65535.0);
     let active = Record::new(vec![
         ("type", check_type()),
-        ("timeout", Field::number().default(json!(1)).between(0.0, 65535.0)),
+        (
+            "timeout",
+            Field::number().default(json!(1)).between(0.0, 65535.0),
+        ),
         (
             "concurrency",
-            Field::integer().default(json!(10)).between(1.0, 2_147_483_648.0),
+            Field::integer()
+                .default(json!(10))
+                .between(1.0, 2_147_483_648.0),
         ),
-        ("http_path", Field::string().default(json!("/")).custom("path", typedefs::path)),
-        ("https_sni", Field::string().custom("sni", typedefs::wildcard_host)),
+        (
+            "http_path",
+            Field::string()
+                .default(json!("/"))
+                .custom("path", typedefs::path),
+        ),
+        (
+            "https_sni",
+            Field::string().custom("sni", typedefs::wildcard_host),
+        ),
         (
             "https_verify_certificate",
             Field::boolean().required().default(json!(true)),
@@ -200,7 +252,10 @@ fn healthchecks() -> Record {
             "unhealthy",
             Field::record(Record::new(vec![
                 ("interval", interval()),
-                ("http_statuses", statuses(&[429, 404, 500, 501, 502, 503, 504, 505])),
+                (
+                    "http_statuses",
+                    statuses(&[429, 404, 500, 501, 502, 503, 504, 505]),
+                ),
                 ("tcp_failures", counter()),
                 ("timeouts", counter()),
                 ("http_failures", counter()),
@@ -215,8 +270,8 @@ fn healthchecks() -> Record {
                 (
                     "http_statuses",
                     statuses(&[
-                        200, 201, 202, 203, 204, 205, 206, 207, 208, 226, 300, 301, 302, 303,
-                        304, 305, 306, 307, 308,
+                        200, 201, 202, 203, 204, 205, 206, 207, 208, 226, 300, 301, 302, 303, 304,
+                        305, 306, 307, 308,
                     ]),
                 ),
                 ("successes", counter()),
@@ -235,7 +290,10 @@ fn healthchecks() -> Record {
     Record::new(vec![
         ("active", Field::record(active)),
         ("passive", Field::record(passive)),
-        ("threshold", Field::number().default(json!(0)).between(0.0, 100.0)),
+        (
+            "threshold",
+            Field::number().default(json!(0)).between(0.0, 100.0),
+        ),
     ])
 }
 
@@ -244,12 +302,26 @@ pub fn targets() -> Schema {
     let mut fields = vec![id()];
     fields.extend(timestamps(Timestamps::Millis));
     fields.extend([
-        ("upstream", Field::foreign("upstreams", OnDelete::Cascade).required()),
-        ("target", Field::string().required().custom("target", target)),
-        ("weight", Field::integer().default(json!(100)).between(0.0, 65535.0)),
+        (
+            "upstream",
+            Field::foreign("upstreams", OnDelete::Cascade).required(),
+        ),
+        (
+            "target",
+            Field::string().required().custom("target", target),
+        ),
+        (
+            "weight",
+            Field::integer().default(json!(100)).between(0.0, 65535.0),
+        ),
         tags(),
     ]);
-    let mut s = schema("targets", Some("target"), Timestamps::Millis, Record::new(fields));
+    let mut s = schema(
+        "targets",
+        Some("target"),
+        Timestamps::Millis,
+        Record::new(fields),
+    );
     s.cache_key = &["upstream", "target"];
     s.shorthands = vec![normalize_target];
     s
@@ -278,4 +350,3 @@ fn normalize_target(doc: &mut Doc) -> Result<(), SchemaErrors> {
     }
     Ok(())
 }
-

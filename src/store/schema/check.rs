@@ -26,12 +26,8 @@ impl Match {
         match self {
             Match::Null => v.is_none(),
             Match::NotNull => v.is_some(),
-            Match::OneOf(set) => v
-                .and_then(Value::as_str)
-                .is_some_and(|s| set.contains(&s)),
-            Match::NotOneOf(set) => !v
-                .and_then(Value::as_str)
-                .is_some_and(|s| set.contains(&s)),
+            Match::OneOf(set) => v.and_then(Value::as_str).is_some_and(|s| set.contains(&s)),
+            Match::NotOneOf(set) => !v.and_then(Value::as_str).is_some_and(|s| set.contains(&s)),
             Match::Bool(b) => v.and_then(Value::as_bool) == Some(*b),
         }
     }
@@ -137,11 +133,17 @@ impl EntityCheck {
             ),
             EntityCheck::OnlyOneOf(f) if set(f) != 1 => record_error(
                 errs,
-                format!("exactly one of these fields must be non-empty: {}", quoted(f)),
+                format!(
+                    "exactly one of these fields must be non-empty: {}",
+                    quoted(f)
+                ),
             ),
             EntityCheck::MutuallyExclusive(f) if set(f) > 1 => record_error(
                 errs,
-                format!("only one or none of these fields must be set: {}", quoted(f)),
+                format!(
+                    "only one or none of these fields must be set: {}",
+                    quoted(f)
+                ),
             ),
             EntityCheck::AllOrNone(f) if set(f) != 0 && set(f) != f.len() => record_error(
                 errs,

@@ -254,7 +254,10 @@ mod tests {
     fn messages_follow_kongs_shape() {
         let mut e = SchemaErrors::new();
         e.field(&Path::root().key("host"), "required field missing");
-        assert_eq!(e.message(), "schema violation (host: required field missing)");
+        assert_eq!(
+            e.message(),
+            "schema violation (host: required field missing)"
+        );
         e.field(&Path::root().key("paths").index(1), "should start with: /");
         e.entity("failed conditional validation given value of field 'protocol'");
         assert_eq!(

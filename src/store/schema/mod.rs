@@ -79,10 +79,7 @@ impl Record {
     /// A record of the given fields.
     pub fn new(fields: Vec<(&str, Field)>) -> Record {
         Record {
-            fields: fields
-                .into_iter()
-                .map(|(n, f)| (n.to_owned(), f))
-                .collect(),
+            fields: fields.into_iter().map(|(n, f)| (n.to_owned(), f)).collect(),
             checks: Vec::new(),
         }
     }

@@ -190,7 +190,9 @@ pub fn header_name(v: &Value) -> Result<(), String> {
     {
         Ok(())
     } else {
-        Err(format!("bad header name '{s}', allowed characters are A-Z, a-z, 0-9, '_', and '-'"))
+        Err(format!(
+            "bad header name '{s}', allowed characters are A-Z, a-z, 0-9, '_', and '-'"
+        ))
     }
 }
 
@@ -226,7 +228,10 @@ mod tests {
         assert!(host(&json!("example.com")).is_ok());
         assert!(host(&json!("10.0.0.1")).is_ok());
         assert!(host(&json!("::1")).is_ok());
-        assert_eq!(host(&json!("example.com:80")), Err("must not have a port".into()));
+        assert_eq!(
+            host(&json!("example.com:80")),
+            Err("must not have a port".into())
+        );
         assert!(wildcard_host(&json!("*.example.com")).is_ok());
         assert!(wildcard_host(&json!("example.*")).is_ok());
         assert!(wildcard_host(&json!("a.*.com")).is_err());

@@ -83,7 +83,13 @@ pub fn validate_record(
     record(rec, input, at, ctx, errs)
 }
 
-fn record(rec: &Record, mut input: Doc, at: &Path, ctx: &Context<'_>, errs: &mut SchemaErrors) -> Doc {
+fn record(
+    rec: &Record,
+    mut input: Doc,
+    at: &Path,
+    ctx: &Context<'_>,
+    errs: &mut SchemaErrors,
+) -> Doc {
     let mut out = Map::new();
     for (name, field) in &rec.fields {
         let path = at.key(name);

@@ -1,0 +1,180 @@
+//! Bulk writes: loading many entities at once, all or nothing, and reading everything back.
+//!
+//! An import runs every entity through the same write logic as single Admin API writes (so
+//! validation, references and unique keys behave identically), then commits once. When the
+//! target holds no entities yet, the logic runs against an in-memory staging copy and the
+//! result is written with batched inserts: the fast path for `db_import` into a fresh database
+//! and for DB-less loads.
+
+use serde_json::Value;
+
+use super::backend::memory::MemoryState;
+use super::backend::{Change, Tx};
+use super::dao::{insert_in, upsert_in, EntityKey, WriteOptions};
+use super::error::DbError;
+use super::schema::{Doc, Schema};
+use super::{entities, Store};
+use std::sync::Arc;
+
+/// One entity to import.
+#[derive(Debug, Clone)]
+pub struct ImportItem {
+    /// Its schema.
+    pub schema: &'static Schema,
+    /// The entity; foreign keys as `{"id": ...}` (or by a unique field of the target).
+    pub doc: Doc,
+    /// Where it came from, for errors (e.g. `services[2].routes[0]`).
+    pub origin: String,
+}
+
+/// How to import.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ImportOptions {
+    /// Replace everything stored (DB-less loads) instead of adding to it (`db_import`).
+    pub replace: bool,
+    /// Skip write transformations (`_transform: false`).
+    pub no_transform: bool,
+}
+
+/// One entity that could not be imported.
+#[derive(Debug)]
+pub struct ImportError {
+    /// Where the entity came from.
+    pub origin: String,
+    /// Entity name.
+    pub entity: &'static str,
+    /// Why.
+    pub error: DbError,
+}
+
+impl std::fmt::Display for ImportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.origin, self.error)
+    }
+}
+
+/// Why an import wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportFailure {
+    /// Entities were invalid; every one is listed.
+    #[error("{} invalid entit{}: {}", .0.len(), if .0.len() == 1 { "y" } else { "ies" }, .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<ImportError>),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// What an import wrote, per entity.
+pub type ImportSummary = Vec<(&'static str, usize)>;
+
+fn order(schema: &Schema) -> usize {
+    entities::all()
+        .iter()
+        .position(|s| s.name == schema.name)
+        .unwrap_or(usize::MAX)
+}
+
+impl Store {
+    /// Writes every item in one transaction, or nothing when any item fails.
+    pub async fn import(
+        &self,
+        mut items: Vec<ImportItem>,
+        opts: ImportOptions,
+    ) -> Result<ImportSummary, ImportFailure> {
+        // Referenced entities first, so references always point at something already written.
+        items.sort_by_key(|i| order(i.schema));
+        let write_opts = WriteOptions {
+            transform: !opts.no_transform,
+        };
+        let ctx = super::schema::Context {
+            plugins: self.plugins(),
+        };
+        let mut tx = self.write().await?;
+        if opts.replace {
+            tx.clear().await?;
+        }
+        let staged = matches!(tx, Tx::Sql(_)) && tx.is_empty().await?;
+        let mut summary: ImportSummary = Vec::new();
+        let mut errors = Vec::new();
+        {
+            let staging_state = Arc::new(MemoryState::default());
+            let mut staging = if staged {
+                Some(Tx::Memory(staging_state.write().await))
+            } else {
+                None
+            };
+            let target = staging.as_mut().unwrap_or(&mut tx);
+            for item in items {
+                let result = match item.doc.get("id").and_then(Value::as_str) {
+                    Some(id) if uuid::Uuid::parse_str(id).is_ok() => {
+                        let key = EntityKey::Id(id.to_ascii_lowercase());
+                        upsert_in(target, item.schema, &key, item.doc, write_opts, &ctx)
+                            .await
+                            .map(|_| ())
+                    }
+                    _ => insert_in(target, item.schema, item.doc, write_opts, &ctx)
+                        .await
+                        .map(|_| ()),
+                };
+                match result {
+                    Ok(()) => match summary.last_mut() {
+                        Some((name, n)) if *name == item.schema.name => *n += 1,
+                        _ => summary.push((item.schema.name, 1)),
+                    },
+                    Err(error) => errors.push(ImportError {
+                        origin: item.origin,
+                        entity: item.schema.name,
+                        error,
+                    }),
+                }
+            }
+            if !errors.is_empty() {
+                return Err(ImportFailure::Invalid(errors));
+            }
+            if let Some(Tx::Memory(staging)) = staging {
+                let rows = staging.into_rows();
+                tx.insert_many(&rows).await?;
+            }
+        }
+        let change = Change {
+            op: "reload".into(),
+            entity: None,
+            id: None,
+        };
+        tx.record(self.node_id(), &change).await?;
+        tx.commit().await?;
+        self.notify(change);
+        Ok(summary)
+    }
+
+    /// Every stored entity, grouped per entity in dependency order, each group ordered by id.
+    pub async fn export(&self) -> Result<Vec<(&'static str, Vec<Doc>)>, DbError> {
+        let mut tx = self.read().await?;
+        let mut out = Vec::new();
+        for schema in entities::all() {
+            let mut docs: Vec<Doc> = Vec::new();
+            loop {
+                let after = docs
+                    .last()
+                    .and_then(|d| d.get("id"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                let q = super::backend::PageQuery {
+                    entity: schema.name,
+                    after: after.as_deref(),
+                    limit: 1000,
+                    parent: None,
+                    tags: None,
+                };
+                let page = tx.page(&q).await?;
+                let done = page.len() < 1000;
+                docs.extend(page);
+                if done {
+                    break;
+                }
+            }
+            out.push((schema.name, docs));
+        }
+        Ok(out)
+    }
+}
