@@ -12,3 +12,4 @@ mod install;
 mod lifecycle;
 mod pg_harness;
 mod proxy_errors;
+mod store_conformance;
