@@ -153,6 +153,8 @@ conformance!(
     upstream_algorithm_follows_hash_on,
     import_is_all_or_nothing,
     writes_announce_changes,
+    certificates_manage_their_snis,
+    ca_certificates_in_use_cannot_be_deleted,
 );
 
 fn doc(v: Value) -> Map<String, Value> {
@@ -1069,4 +1071,98 @@ async fn writes_announce_changes(s: Store) {
         ops.push(c.op);
     }
     assert_eq!(ops, ["create", "update", "delete"]);
+}
+
+/// A self-signed certificate and its key, PEM.
+fn certificate(name: &str, ca: bool) -> (String, String) {
+    let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).expect("params");
+    if ca {
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    }
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = params.self_signed(&key).expect("certificate");
+    (cert.pem(), key.serialize_pem())
+}
+
+async fn certificates_manage_their_snis(s: Store) {
+    let (cert, key) = certificate("example.com", false);
+    let (_, other_key) = certificate("other.com", false);
+    let err = insert_err(&s, "certificates", json!({"cert": cert, "key": other_key})).await;
+    assert_eq!(err.details(), Some(json!({"@entity": ["certificate does not match key"]})));
+    let c = insert(&s, "certificates", json!({"cert": cert, "key": key, "snis": ["b.example.com", "*.example.com"]})).await;
+    assert_eq!(c["snis"], json!(["*.example.com", "b.example.com"]), "sorted names");
+    let sni = s.select("snis", &EntityKey::Endpoint("b.example.com".into())).await.expect("sni").expect("sni exists");
+    assert_eq!(sni["certificate"], json!({"id": id(&c)}));
+    let err = insert_err(&s, "certificates", json!({"cert": cert, "key": key, "snis": ["b.example.com"]})).await;
+    assert_eq!(
+        err.details(),
+        Some(json!({"snis": format!("b.example.com already associated with existing certificate '{}'", id(&c))}))
+    );
+    let err = insert_err(&s, "certificates", json!({"cert": cert, "key": key, "snis": ["x.com", "x.com"]})).await;
+    assert_eq!(err.details(), Some(json!({"snis": "x.com is duplicated"})));
+    let patched = s
+        .update("certificates", &EntityKey::Id(id(&c)), doc(json!({"snis": ["c.example.com"]})), w())
+        .await
+        .expect("patch snis");
+    assert_eq!(patched["snis"], json!(["c.example.com"]));
+    assert!(s.select("snis", &EntityKey::Endpoint("b.example.com".into())).await.expect("sni").is_none(), "replaced");
+    let svc = insert(&s, "services", json!({"host": "h", "protocol": "https", "client_certificate": {"id": id(&c)}})).await;
+    let err = s.delete("certificates", &EntityKey::Id(id(&c))).await.expect_err("in use");
+    assert_eq!(err.to_string(), "an existing 'services' entity references this 'certificates' entity");
+    s.delete("services", &EntityKey::Id(id(&svc))).await.expect("service");
+    s.delete("certificates", &EntityKey::Id(id(&c))).await.expect("certificate");
+    assert!(s.page("snis", &PageRequest::default()).await.expect("page").data.is_empty(), "SNIs go with their certificate");
+}
+
+async fn ca_certificates_in_use_cannot_be_deleted(s: Store) {
+    let (ca, _) = certificate("ca.internal", true);
+    let stored = insert(&s, "ca_certificates", json!({"cert": ca})).await;
+    assert_eq!(stored["cert_digest"].as_str().map(str::len), Some(64));
+    let err = insert_err(&s, "ca_certificates", json!({"cert": ca})).await;
+    assert_eq!(err.code(), 5, "the digest is unique: {err}");
+    let two = format!("{ca}{ca}");
+    let err = insert_err(&s, "ca_certificates", json!({"cert": two})).await;
+    assert_eq!(err.details(), Some(json!({"cert": "invalid certificate: please submit only one certificate"})));
+    let svc = insert(&s, "services", json!({"host": "h", "protocol": "https", "ca_certificates": [id(&stored)]})).await;
+    let err = s.delete("ca_certificates", &EntityKey::Id(id(&stored))).await.expect_err("in use");
+    assert_eq!(err.code(), 19);
+    assert_eq!(
+        err.to_string(),
+        format!("ca certificate {} is still referenced by services (id = {})", id(&stored), id(&svc))
+    );
+}
+
+/// The database fails in the middle of an import (a trigger raises after some rows, as a full
+/// disk or a dropped connection would): the import reports the failure and leaves the
+/// datastore exactly as it was.
+#[test]
+fn postgres_failing_mid_import_leaves_everything_as_it_was() {
+    let Some(pg) = require_pg() else { return };
+    let name = pg.create_database("midimport").expect("database");
+    let url = pg.url_for(&name);
+    rt().block_on(async {
+        let pool = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(&url).await.expect("connect");
+        for entry in kong::store::migrations::POSTGRES {
+            sqlx::raw_sql(entry.sql).execute(&pool).await.expect("migration");
+        }
+        let store = Store::postgres(pool.clone());
+        store.insert("services", doc(json!({"name": "before", "host": "h"})), w()).await.expect("seed");
+        let before = store.export().await.expect("export");
+        sqlx::raw_sql(
+            "CREATE FUNCTION fail_late() RETURNS trigger AS $$ BEGIN
+                 IF (SELECT count(*) FROM entities) > 150 THEN RAISE EXCEPTION 'disk full'; END IF;
+                 RETURN NEW; END $$ LANGUAGE plpgsql;
+             CREATE TRIGGER fail_late AFTER INSERT ON entities FOR EACH ROW EXECUTE FUNCTION fail_late();",
+        )
+        .execute(&pool)
+        .await
+        .expect("trigger");
+        let schema = kong::store::entities::entity("services").expect("schema");
+        let items = (0..300)
+            .map(|i| ImportItem { schema, doc: doc(json!({"name": format!("s{i}"), "host": "h"})), origin: format!("services[{i}]") })
+            .collect();
+        let err = store.import(items, ImportOptions::default()).await.expect_err("the database fails");
+        assert!(err.to_string().contains("disk full"), "the cause is named: {err}");
+        assert_eq!(store.export().await.expect("export"), before, "nothing changed");
+    });
 }

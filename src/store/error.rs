@@ -51,8 +51,9 @@ pub enum DbError {
     /// A bad pagination token (code 7).
     #[error("'{0}' is not a valid offset: {1}")]
     InvalidOffset(String, &'static str),
-    /// The database failed; detail is logged, not shown (code 8).
-    #[error("An unexpected error occurred")]
+    /// The database failed (code 8). The detail is for operators; API responses show a
+    /// generic message instead (see [`DbError::to_json`]).
+    #[error("database error: {0}")]
     Database(String),
     /// A bad page size (code 9).
     #[error("{0}")]
@@ -169,12 +170,16 @@ impl DbError {
         })
     }
 
-    /// The whole error as Kong's JSON body.
+    /// The whole error as Kong's JSON body; database failures never show their detail.
     pub fn to_json(&self) -> Value {
         let mut body = Map::new();
         body.insert("code".into(), json!(self.code()));
         body.insert("name".into(), json!(self.name()));
-        body.insert("message".into(), json!(self.to_string()));
+        let message = match self {
+            DbError::Database(_) => "An unexpected error occurred".to_owned(),
+            other => other.to_string(),
+        };
+        body.insert("message".into(), json!(message));
         if let Some(details) = self.details() {
             let key = if self.code() == 11 {
                 "options"
