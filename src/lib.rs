@@ -7,7 +7,8 @@
 //! - [`runtime`]: the server side of `kong start`: listeners, signals, reload, drain;
 //! - [`admin`]: the Admin and Status APIs;
 //! - [`proxy`]: client traffic, running from the configuration snapshot only;
-//! - [`store`]: entities and their backends (embedded SQLite by default);
+//! - [`snapshot`]: the configuration the proxy runs from, rebuilt on every datastore change;
+//! - [`store`]: entities, their schemas and backends (embedded SQLite by default);
 //! - [`config`]: `kong.conf` + environment + flags → validated [`config::Config`];
 //! - [`prefix`], [`logging`], [`tls`], [`node`]: the pieces they share.
 
@@ -20,6 +21,7 @@ pub mod prefix;
 pub mod proxy;
 pub mod request_id;
 pub mod runtime;
+pub mod snapshot;
 pub mod store;
 pub mod tls;
 pub mod version;

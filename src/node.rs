@@ -8,6 +8,7 @@ use arc_swap::ArcSwap;
 
 use crate::config::Config;
 use crate::logging::AccessLog;
+use crate::snapshot::Snapshot;
 
 /// Connection and request counters for `/status`.
 #[derive(Debug, Default)]
@@ -90,6 +91,8 @@ pub struct Node {
     pub logs: ArcSwap<AccessLogs>,
     /// Live counters.
     pub counters: Counters,
+    /// The configuration snapshot the proxy runs from (swapped by the sync loop).
+    pub snapshot: Arc<ArcSwap<Snapshot>>,
 }
 
 impl Node {
@@ -107,6 +110,7 @@ impl Node {
             config: ArcSwap::from_pointee(config),
             logs: ArcSwap::from_pointee(logs),
             counters: Counters::default(),
+            snapshot: Arc::new(ArcSwap::from_pointee(Snapshot::empty())),
         }))
     }
 }

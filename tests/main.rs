@@ -12,4 +12,5 @@ mod install;
 mod lifecycle;
 mod pg_harness;
 mod proxy_errors;
+mod snapshot_sync;
 mod store_conformance;

@@ -1088,30 +1088,91 @@ async fn certificates_manage_their_snis(s: Store) {
     let (cert, key) = certificate("example.com", false);
     let (_, other_key) = certificate("other.com", false);
     let err = insert_err(&s, "certificates", json!({"cert": cert, "key": other_key})).await;
-    assert_eq!(err.details(), Some(json!({"@entity": ["certificate does not match key"]})));
-    let c = insert(&s, "certificates", json!({"cert": cert, "key": key, "snis": ["b.example.com", "*.example.com"]})).await;
-    assert_eq!(c["snis"], json!(["*.example.com", "b.example.com"]), "sorted names");
-    let sni = s.select("snis", &EntityKey::Endpoint("b.example.com".into())).await.expect("sni").expect("sni exists");
-    assert_eq!(sni["certificate"], json!({"id": id(&c)}));
-    let err = insert_err(&s, "certificates", json!({"cert": cert, "key": key, "snis": ["b.example.com"]})).await;
     assert_eq!(
         err.details(),
-        Some(json!({"snis": format!("b.example.com already associated with existing certificate '{}'", id(&c))}))
+        Some(json!({"@entity": ["certificate does not match key"]}))
     );
-    let err = insert_err(&s, "certificates", json!({"cert": cert, "key": key, "snis": ["x.com", "x.com"]})).await;
+    let c = insert(
+        &s,
+        "certificates",
+        json!({"cert": cert, "key": key, "snis": ["b.example.com", "*.example.com"]}),
+    )
+    .await;
+    assert_eq!(
+        c["snis"],
+        json!(["*.example.com", "b.example.com"]),
+        "sorted names"
+    );
+    let sni = s
+        .select("snis", &EntityKey::Endpoint("b.example.com".into()))
+        .await
+        .expect("sni")
+        .expect("sni exists");
+    assert_eq!(sni["certificate"], json!({"id": id(&c)}));
+    let err = insert_err(
+        &s,
+        "certificates",
+        json!({"cert": cert, "key": key, "snis": ["b.example.com"]}),
+    )
+    .await;
+    assert_eq!(
+        err.details(),
+        Some(
+            json!({"snis": format!("b.example.com already associated with existing certificate '{}'", id(&c))})
+        )
+    );
+    let err = insert_err(
+        &s,
+        "certificates",
+        json!({"cert": cert, "key": key, "snis": ["x.com", "x.com"]}),
+    )
+    .await;
     assert_eq!(err.details(), Some(json!({"snis": "x.com is duplicated"})));
     let patched = s
-        .update("certificates", &EntityKey::Id(id(&c)), doc(json!({"snis": ["c.example.com"]})), w())
+        .update(
+            "certificates",
+            &EntityKey::Id(id(&c)),
+            doc(json!({"snis": ["c.example.com"]})),
+            w(),
+        )
         .await
         .expect("patch snis");
     assert_eq!(patched["snis"], json!(["c.example.com"]));
-    assert!(s.select("snis", &EntityKey::Endpoint("b.example.com".into())).await.expect("sni").is_none(), "replaced");
-    let svc = insert(&s, "services", json!({"host": "h", "protocol": "https", "client_certificate": {"id": id(&c)}})).await;
-    let err = s.delete("certificates", &EntityKey::Id(id(&c))).await.expect_err("in use");
-    assert_eq!(err.to_string(), "an existing 'services' entity references this 'certificates' entity");
-    s.delete("services", &EntityKey::Id(id(&svc))).await.expect("service");
-    s.delete("certificates", &EntityKey::Id(id(&c))).await.expect("certificate");
-    assert!(s.page("snis", &PageRequest::default()).await.expect("page").data.is_empty(), "SNIs go with their certificate");
+    assert!(
+        s.select("snis", &EntityKey::Endpoint("b.example.com".into()))
+            .await
+            .expect("sni")
+            .is_none(),
+        "replaced"
+    );
+    let svc = insert(
+        &s,
+        "services",
+        json!({"host": "h", "protocol": "https", "client_certificate": {"id": id(&c)}}),
+    )
+    .await;
+    let err = s
+        .delete("certificates", &EntityKey::Id(id(&c)))
+        .await
+        .expect_err("in use");
+    assert_eq!(
+        err.to_string(),
+        "an existing 'services' entity references this 'certificates' entity"
+    );
+    s.delete("services", &EntityKey::Id(id(&svc)))
+        .await
+        .expect("service");
+    s.delete("certificates", &EntityKey::Id(id(&c)))
+        .await
+        .expect("certificate");
+    assert!(
+        s.page("snis", &PageRequest::default())
+            .await
+            .expect("page")
+            .data
+            .is_empty(),
+        "SNIs go with their certificate"
+    );
 }
 
 async fn ca_certificates_in_use_cannot_be_deleted(s: Store) {
@@ -1122,13 +1183,28 @@ async fn ca_certificates_in_use_cannot_be_deleted(s: Store) {
     assert_eq!(err.code(), 5, "the digest is unique: {err}");
     let two = format!("{ca}{ca}");
     let err = insert_err(&s, "ca_certificates", json!({"cert": two})).await;
-    assert_eq!(err.details(), Some(json!({"cert": "invalid certificate: please submit only one certificate"})));
-    let svc = insert(&s, "services", json!({"host": "h", "protocol": "https", "ca_certificates": [id(&stored)]})).await;
-    let err = s.delete("ca_certificates", &EntityKey::Id(id(&stored))).await.expect_err("in use");
+    assert_eq!(
+        err.details(),
+        Some(json!({"cert": "invalid certificate: please submit only one certificate"}))
+    );
+    let svc = insert(
+        &s,
+        "services",
+        json!({"host": "h", "protocol": "https", "ca_certificates": [id(&stored)]}),
+    )
+    .await;
+    let err = s
+        .delete("ca_certificates", &EntityKey::Id(id(&stored)))
+        .await
+        .expect_err("in use");
     assert_eq!(err.code(), 19);
     assert_eq!(
         err.to_string(),
-        format!("ca certificate {} is still referenced by services (id = {})", id(&stored), id(&svc))
+        format!(
+            "ca certificate {} is still referenced by services (id = {})",
+            id(&stored),
+            id(&svc)
+        )
     );
 }
 

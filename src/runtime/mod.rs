@@ -35,6 +35,9 @@ pub enum RuntimeError {
     /// A log file could not be opened.
     #[error("could not open log files: {0}")]
     Logs(std::io::Error),
+    /// The first configuration snapshot could not be built.
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
     /// The datastore could not be opened.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -108,6 +111,8 @@ struct Server {
     admin: Arc<Api>,
     status: Arc<Api>,
     listeners: Listeners,
+    /// The configuration sync loop, stopped before the node exits.
+    sync: crate::snapshot::Sync,
     /// Listeners removed by reloads, still finishing their requests; `kong quit` waits for them.
     draining: tokio::task::JoinSet<()>,
     error_log: ErrorLog,
@@ -122,9 +127,13 @@ async fn serve(
     // Installed before anything can report readiness: a `kong reload` or `kong stop` that
     // follows `kong start` at once must find the handlers, not the default actions.
     let signals = Signals::install()?;
-    let store = Store::open(&config).await?;
-    let node =
-        Node::new(config.clone(), crate::node::resolve_id(&config)).map_err(RuntimeError::Logs)?;
+    let node_id = crate::node::resolve_id(&config);
+    let store = Store::open(&config)
+        .await?
+        .with_node_id(&node_id.to_string());
+    let node = Node::new(config.clone(), node_id).map_err(RuntimeError::Logs)?;
+    // The first snapshot is built before any listener opens: a node never serves without one.
+    let sync = crate::snapshot::spawn_sync(store.clone(), node.snapshot.clone()).await?;
     let state = AdminState {
         node: node.clone(),
         store,
@@ -139,6 +148,7 @@ async fn serve(
         },
         draining: tokio::task::JoinSet::new(),
         error_log,
+        sync,
     };
     server.apply_listeners(&config, true)?;
     let pid = std::process::id();
@@ -153,6 +163,8 @@ async fn serve(
     readiness.ready(&addresses);
 
     let result = server.signal_loop(&prefix, signals).await;
+    // No rebuild may start against a datastore that is closing.
+    server.sync.task.abort();
     prefix.remove_pid(pid);
     result
 }

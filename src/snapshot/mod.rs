@@ -1,0 +1,151 @@
+//! The node's configuration snapshot: everything the proxy runs from, rebuilt off the hot path
+//! whenever the datastore reports a change, validated, then swapped in atomically.
+//!
+//! Writers never touch the snapshot: an Admin API write or an import commits to the store, the
+//! store announces a [`Change`](crate::store::Change), and [`spawn_sync`]'s loop rebuilds. A
+//! burst of changes costs one rebuild (pending announcements are drained first). A rebuild that
+//! fails keeps the previous snapshot serving and is logged. Clustering will feed the same loop
+//! from other nodes' changes.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use sha2::{Digest, Sha256};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::store::{DbError, Store};
+
+/// What the proxy runs from. The router, plugin chains, balancers and certificates are compiled
+/// into it by the proxy work; today it carries the entity inventory it is built from.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Increases by one with every rebuild.
+    pub version: u64,
+    /// When it was built.
+    pub built_at: SystemTime,
+    /// Entities per type, in dependency order.
+    pub counts: Vec<(&'static str, usize)>,
+    /// SHA-256 over the entities it was built from (hex); equal configurations hash equally.
+    pub hash: String,
+}
+
+/// Why a rebuild failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The store could not be read.
+    #[error("could not read the configuration: {0}")]
+    Store(#[from] DbError),
+}
+
+impl Snapshot {
+    /// The snapshot before any configuration was read.
+    pub fn empty() -> Snapshot {
+        Snapshot {
+            version: 0,
+            built_at: SystemTime::now(),
+            counts: Vec::new(),
+            hash: String::new(),
+        }
+    }
+
+    /// Builds snapshot number `version` from the store's current content (one consistent read).
+    pub async fn build(store: &Store, version: u64) -> Result<Snapshot, SnapshotError> {
+        let entities = store.export().await?;
+        let mut hasher = Sha256::new();
+        let mut counts = Vec::with_capacity(entities.len());
+        for (name, docs) in &entities {
+            hasher.update(name.as_bytes());
+            for doc in docs {
+                hasher.update(
+                    serde_json::Value::Object(doc.clone())
+                        .to_string()
+                        .as_bytes(),
+                );
+            }
+            counts.push((*name, docs.len()));
+        }
+        let hash = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(Snapshot {
+            version,
+            built_at: SystemTime::now(),
+            counts,
+            hash,
+        })
+    }
+
+    /// How many entities of `entity` it was built from.
+    pub fn count(&self, entity: &str) -> usize {
+        self.counts
+            .iter()
+            .find(|(n, _)| *n == entity)
+            .map_or(0, |(_, c)| *c)
+    }
+}
+
+/// How the sync loop is doing, for `/status` and the log.
+#[derive(Debug, Default)]
+pub struct SyncStatus {
+    /// Rebuilds that failed since start (the previous snapshot kept serving each time).
+    pub failed_rebuilds: AtomicU64,
+    /// The last failure, cleared by the next successful rebuild.
+    pub last_error: Mutex<Option<String>>,
+}
+
+/// The running sync loop.
+#[derive(Debug)]
+pub struct Sync {
+    /// The loop's task.
+    pub task: tokio::task::JoinHandle<()>,
+    /// Its health.
+    pub status: Arc<SyncStatus>,
+}
+
+/// Builds the first snapshot, then keeps `target` current from the store's changes for the life
+/// of the runtime. Fails when the first build fails (a node must not start without one).
+pub async fn spawn_sync(
+    store: Store,
+    target: Arc<ArcSwap<Snapshot>>,
+) -> Result<Sync, SnapshotError> {
+    // Subscribe before the first build, so a change committed meanwhile is not missed.
+    let mut changes = store.subscribe();
+    let first = Snapshot::build(&store, target.load().version + 1).await?;
+    target.store(Arc::new(first));
+    let status = Arc::new(SyncStatus::default());
+    let health = status.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            match changes.recv().await {
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return,
+            }
+            // Coalesce a burst into one rebuild.
+            while let Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) =
+                changes.try_recv()
+            {}
+            let version = target.load().version + 1;
+            match Snapshot::build(&store, version).await {
+                Ok(next) => {
+                    tracing::debug!(version, "configuration snapshot rebuilt");
+                    target.store(Arc::new(next));
+                    if let Ok(mut last) = health.last_error.lock() {
+                        *last = None;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "configuration rebuild failed; the previous configuration keeps serving");
+                    if let Ok(mut last) = health.last_error.lock() {
+                        *last = Some(e.to_string());
+                    }
+                    health.failed_rebuilds.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    });
+    Ok(Sync { task, status })
+}
