@@ -151,6 +151,59 @@ pub fn path(v: &Value) -> Result<(), String> {
     Ok(())
 }
 
+/// Normalises a URL path the way routes are matched: percent-escapes of unreserved characters
+/// decoded, other escapes upper-cased, `.` and `..` segments resolved.
+pub fn normalize_path(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut decoded = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' && i + 2 < bytes.len() {
+            let hex = &path[i + 1..i + 3];
+            if let Ok(v) = u8::from_str_radix(hex, 16) {
+                if v.is_ascii_alphanumeric() || b"-._~".contains(&v) {
+                    decoded.push(v as char);
+                } else {
+                    decoded.push('%');
+                    decoded.push_str(&hex.to_ascii_uppercase());
+                }
+                i += 3;
+                continue;
+            }
+        }
+        decoded.push(b as char);
+        i += 1;
+    }
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = decoded.split('/').collect();
+    let last = segments.len().saturating_sub(1);
+    for (n, seg) in segments.iter().enumerate() {
+        match *seg {
+            "." => {
+                if n == last {
+                    out.push("");
+                }
+            }
+            ".." => {
+                if out.len() > 1 {
+                    out.pop();
+                }
+                if n == last {
+                    out.push("");
+                }
+            }
+            s => out.push(s),
+        }
+    }
+    let joined = out.join("/");
+    if joined.is_empty() {
+        "/".into()
+    } else {
+        joined
+    }
+}
+
 /// `tag`: printable ASCII except `,` and `/`, or non-ASCII text.
 pub fn tag(v: &Value) -> Result<(), String> {
     let s = text(v);
