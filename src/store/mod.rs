@@ -5,7 +5,9 @@
 //! owns connecting and schema preparation.
 
 pub mod migrations;
+pub mod postgres;
 
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -40,43 +42,34 @@ pub enum StoreError {
 pub enum Store {
     /// Embedded SQLite.
     Sqlite(SqlitePool),
+    /// PostgreSQL.
+    Postgres(postgres::PgStore),
     /// DB-less: entities live in memory.
     Off,
 }
 
 impl Store {
     /// Opens the configured datastore. The embedded SQLite default creates its file and applies
-    /// its migrations itself, so nobody needs to run `kong migrations` to try the gateway.
+    /// its migrations itself, so nobody needs to run `kong migrations` to try the gateway;
+    /// PostgreSQL must have been migrated with `kong migrations` (see [`postgres::PgStore::open`]).
     pub async fn open(config: &Config) -> Result<Store, StoreError> {
         match config.database {
             Database::Sqlite => {
-                let location = config.sqlite_path.display().to_string();
-                let connect = |source| StoreError::Connect {
-                    backend: "sqlite",
-                    location: location.clone(),
-                    source,
+                let pool = open_sqlite(&config.sqlite_path).await?;
+                let db = migrations::Db::Sqlite {
+                    pool: pool.clone(),
+                    database: config.sqlite_path.display().to_string(),
                 };
-                let options = SqliteConnectOptions::from_str("sqlite://")
-                    .map_err(connect)?
-                    .filename(&config.sqlite_path)
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
-                    .foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(5));
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(4)
-                    .connect_with(options)
-                    .await
-                    .map_err(connect)?;
-                let ran = migrations::apply_sqlite(&pool).await?;
+                let ran = migrations::Migrator::new(db, migrations::SQLITE)
+                    .up_to_date()
+                    .await?;
                 if !ran.is_empty() {
-                    tracing::info!(file = %location, migrations = ?ran, "prepared the embedded datastore");
+                    tracing::info!(file = %config.sqlite_path.display(), migrations = ?ran, "prepared the embedded datastore");
                 }
                 Ok(Store::Sqlite(pool))
             }
             Database::Off => Ok(Store::Off),
-            Database::Postgres => Err(StoreError::Unsupported("postgres")),
+            Database::Postgres => Ok(Store::Postgres(postgres::PgStore::open(config).await?)),
         }
     }
 
@@ -84,6 +77,7 @@ impl Store {
     pub async fn reachable(&self) -> bool {
         match self {
             Store::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.is_ok(),
+            Store::Postgres(pg) => sqlx::query("SELECT 1").execute(&pg.rw).await.is_ok(),
             Store::Off => true,
         }
     }
@@ -92,7 +86,30 @@ impl Store {
     pub fn backend(&self) -> &'static str {
         match self {
             Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
             Store::Off => "off",
         }
     }
+}
+
+/// Opens the embedded SQLite file, creating it if missing (its directory must exist).
+pub(crate) async fn open_sqlite(path: &Path) -> Result<SqlitePool, StoreError> {
+    let connect = |source| StoreError::Connect {
+        backend: "sqlite",
+        location: path.display().to_string(),
+        source,
+    };
+    let options = SqliteConnectOptions::from_str("sqlite://")
+        .map_err(connect)?
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(5));
+    SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await
+        .map_err(connect)
 }
