@@ -10,5 +10,6 @@ mod config_cli;
 mod generated;
 mod install;
 mod lifecycle;
+mod migrations;
 mod pg_harness;
 mod proxy_errors;

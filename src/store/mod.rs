@@ -6,12 +6,8 @@
 
 pub mod migrations;
 pub mod postgres;
+pub(crate) mod sqlite;
 
-use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
-
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
 use crate::config::{Config, Database};
@@ -55,7 +51,7 @@ impl Store {
     pub async fn open(config: &Config) -> Result<Store, StoreError> {
         match config.database {
             Database::Sqlite => {
-                let pool = open_sqlite(&config.sqlite_path).await?;
+                let pool = sqlite::open(&config.sqlite_path).await?;
                 let db = migrations::Db::Sqlite {
                     pool: pool.clone(),
                     database: config.sqlite_path.display().to_string(),
@@ -90,26 +86,4 @@ impl Store {
             Store::Off => "off",
         }
     }
-}
-
-/// Opens the embedded SQLite file, creating it if missing (its directory must exist).
-pub(crate) async fn open_sqlite(path: &Path) -> Result<SqlitePool, StoreError> {
-    let connect = |source| StoreError::Connect {
-        backend: "sqlite",
-        location: path.display().to_string(),
-        source,
-    };
-    let options = SqliteConnectOptions::from_str("sqlite://")
-        .map_err(connect)?
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(5));
-    SqlitePoolOptions::new()
-        .max_connections(4)
-        .connect_with(options)
-        .await
-        .map_err(connect)
 }

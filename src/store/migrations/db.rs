@@ -152,7 +152,7 @@ impl Db {
                     })?;
                 }
                 Ok(Some(Db::Sqlite {
-                    pool: crate::store::open_sqlite(path).await?,
+                    pool: crate::store::sqlite::open(path).await?,
                     database: path.display().to_string(),
                 }))
             }
