@@ -440,6 +440,40 @@ fn start_with_run_migrations_bootstraps_postgres() {
     assert_eq!(status["database"]["reachable"], true);
 }
 
+/// A read-only replica (`pg_ro_*`) is connected at start: an unreachable one stops the node
+/// with its address, a reachable one is used.
+#[test]
+fn start_connects_the_read_only_replica() {
+    let Some(t) = Target::postgres("replica") else {
+        return;
+    };
+    assert_code(&t.kong(&["bootstrap"]), 0);
+    let nowhere = free_port();
+    let k = Kong::configure(&format!(
+        "{}pg_ro_host = 127.0.0.1\npg_ro_port = {nowhere}\n",
+        t.database_lines()
+    ));
+    let refused = k.run(&["start"]);
+    assert_code(&refused, 1);
+    assert!(
+        text(&refused).contains(&format!(
+            "read-only replica) datastore at 127.0.0.1:{nowhere}/"
+        )),
+        "{}",
+        text(&refused)
+    );
+
+    let (host, port) = t.pg_server().expect("a PostgreSQL target");
+    let mut k = Kong::configure(&format!(
+        "{}pg_ro_host = {host}\npg_ro_port = {port}\n",
+        t.database_lines()
+    ));
+    let started = k.run(&["start"]);
+    assert_code(&started, 0);
+    k.set_running();
+    k.wait_ready();
+}
+
 /// A changed migration stops `kong start` too.
 #[test]
 fn start_refuses_a_changed_checksum() {

@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
-use sqlx::PgPool;
+use sqlx::{Connection, PgConnection, PgPool};
 
 use super::migrations::{self, db::quote_ident, Db, Migrator};
 use super::StoreError;
@@ -77,17 +77,31 @@ impl PgStore {
     }
 }
 
-/// Opens a pool to `pg` and checks it with one connection. Errors name `host:port/database`
-/// and the driver's reason, never the password.
+/// Opens a pool to `pg` after checking, with one connection, that the server answers. Errors
+/// name `host:port/database` and the driver's reason, never the password.
 pub async fn connect(pg: &PgConfig, backend: &'static str) -> Result<PgPool, StoreError> {
-    pool_options(pg)
-        .connect_with(connect_options(pg))
-        .await
-        .map_err(|source| StoreError::Connect {
-            backend,
-            location: location(pg),
-            source,
-        })
+    let failed = |source| StoreError::Connect {
+        backend,
+        location: location(pg),
+        source,
+    };
+    let options = connect_options(pg);
+    // A pool retries refused connections until its timeout and then reports only that it
+    // timed out; one direct connection reports why.
+    let timeout = Duration::from_millis(pg.timeout_ms.max(1));
+    match tokio::time::timeout(timeout, PgConnection::connect_with(&options)).await {
+        Ok(Ok(probe)) => {
+            let _ = probe.close().await;
+        }
+        Ok(Err(e)) => return Err(failed(e)),
+        Err(_) => {
+            return Err(failed(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {} ms (pg_timeout)", pg.timeout_ms),
+            ))))
+        }
+    }
+    pool_options(pg).connect_with(options).await.map_err(failed)
 }
 
 /// `host:port/database`, for messages.

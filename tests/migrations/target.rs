@@ -51,6 +51,11 @@ impl Target {
         self.pg.is_some()
     }
 
+    /// Host and port of the PostgreSQL server.
+    pub fn pg_server(&self) -> Option<(String, u16)> {
+        self.pg.as_ref().map(|(pg, _)| (pg.host.clone(), pg.port))
+    }
+
     /// The `kong.conf` lines selecting this database (without prefix or listeners).
     pub fn database_lines(&self) -> String {
         match &self.pg {
