@@ -89,6 +89,10 @@ on_both! {
             text(&list)
         );
 
+        let quiet = t.kong(&["list", "--quiet"]);
+        assert_code(&quiet, 0);
+        assert!(quiet.stdout.is_empty(), "{}", text(&quiet));
+
         let again = t.kong(&["bootstrap"]);
         assert_code(&again, 0);
         assert!(text(&again).contains("Database already bootstrapped"), "{}", text(&again));

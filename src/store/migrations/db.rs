@@ -33,6 +33,9 @@ CREATE TABLE IF NOT EXISTS locks (
     expires_at BIGINT NOT NULL
 );";
 
+/// Whether PostgreSQL schema `$1` exists.
+const SCHEMA_EXISTS: &str = "SELECT count(*) FROM pg_catalog.pg_namespace WHERE nspname = $1";
+
 /// Moves the legacy table's rows (all executed; `executed_at` in seconds) into `migration_state`.
 const ADOPT_LEGACY: &str = "
 INSERT INTO migration_state (subsystem, name, checksum, state, updated_at)
@@ -220,14 +223,11 @@ impl Db {
     /// adopts the rows of the legacy table. Safe to run from several nodes at once.
     pub async fn ensure_bookkeeping(&self) -> Result<(), sqlx::Error> {
         let d = self.dialect();
-        let create_schema = match self {
+        let schema = match self {
             Db::Postgres {
                 schema: Some(schema),
                 ..
-            } => Some(format!(
-                "CREATE SCHEMA IF NOT EXISTS {}",
-                quote_ident(schema)
-            )),
+            } => Some(schema.as_str()),
             _ => None,
         };
         with_pool!(self, pool => {
@@ -235,8 +235,17 @@ impl Db {
             if let Some(guard) = d.guard {
                 sqlx::query(guard).execute(&mut *tx).await?;
             }
-            if let Some(sql) = &create_schema {
-                sqlx::raw_sql(sql).execute(&mut *tx).await?;
+            if let Some(schema) = schema {
+                // Checked first: `CREATE SCHEMA IF NOT EXISTS` needs the CREATE privilege on the
+                // database even when the schema exists.
+                let exists: i64 = sqlx::query_scalar(SCHEMA_EXISTS)
+                    .bind(schema)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if exists == 0 {
+                    let sql = format!("CREATE SCHEMA {}", quote_ident(schema));
+                    sqlx::raw_sql(&sql).execute(&mut *tx).await?;
+                }
             }
             sqlx::raw_sql(BOOKKEEPING).execute(&mut *tx).await?;
             let legacy: i64 = sqlx::query_scalar(d.table_exists)
