@@ -34,6 +34,7 @@ Register-ArgumentCompleter -Native -CommandName 'kong' -ScriptBlock {
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Validate a configuration file')
             [CompletionResult]::new('prepare', 'prepare', [CompletionResultType]::ParameterValue, 'Prepare the prefix directory without starting')
             [CompletionResult]::new('version', 'version', [CompletionResultType]::ParameterValue, 'Print the version')
+            [CompletionResult]::new('migrations', 'migrations', [CompletionResultType]::ParameterValue, 'Manage the database schema: bootstrap, up, finish, list, status, reset')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Declarative configuration tools')
             [CompletionResult]::new('_serve', '_serve', [CompletionResultType]::ParameterValue, 'Run the node in this process (used by `kong start`)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -140,6 +141,177 @@ Register-ArgumentCompleter -Native -CommandName 'kong' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'kong;migrations' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)')
+            [CompletionResult]::new('--conf', '--conf', [CompletionResultType]::ParameterName, 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Override the prefix directory (where the SQLite file lives)')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Override the prefix directory (where the SQLite file lives)')
+            [CompletionResult]::new('--db-timeout', '--db-timeout', [CompletionResultType]::ParameterName, 'Database timeout in seconds (overrides pg_timeout)')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for another node''s migrations lock; also how long ours lives')
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'bootstrap: reset the database first; up: also re-run migrations that already ran')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'bootstrap: reset the database first; up: also re-run migrations that already ran')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'reset: do not ask for confirmation')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'reset: do not ask for confirmation')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors')
+            [CompletionResult]::new('--v', '--v', [CompletionResultType]::ParameterName, 'Verbose output (info-level messages on the terminal)')
+            [CompletionResult]::new('--vv', '--vv', [CompletionResultType]::ParameterName, 'Debug output')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('bootstrap', 'bootstrap', [CompletionResultType]::ParameterValue, 'Create the schema on an empty database and run every migration')
+            [CompletionResult]::new('up', 'up', [CompletionResultType]::ParameterValue, 'Run the new migrations of a newer kong; those with a teardown stay pending')
+            [CompletionResult]::new('finish', 'finish', [CompletionResultType]::ParameterValue, 'Run the teardown of pending migrations, once every node runs the new version')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List executed, pending and new migrations (exit 0 up to date, 3 needs bootstrap, 4 pending, 5 new)')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Print the migration state as JSON')
+            [CompletionResult]::new('reset', 'reset', [CompletionResultType]::ParameterValue, 'Drop every table of the database: all configuration is lost')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'kong;migrations;bootstrap' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)')
+            [CompletionResult]::new('--conf', '--conf', [CompletionResultType]::ParameterName, 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Override the prefix directory (where the SQLite file lives)')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Override the prefix directory (where the SQLite file lives)')
+            [CompletionResult]::new('--db-timeout', '--db-timeout', [CompletionResultType]::ParameterName, 'Database timeout in seconds (overrides pg_timeout)')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for another node''s migrations lock; also how long ours lives')
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'bootstrap: reset the database first; up: also re-run migrations that already ran')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'bootstrap: reset the database first; up: also re-run migrations that already ran')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'reset: do not ask for confirmation')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'reset: do not ask for confirmation')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors')
+            [CompletionResult]::new('--v', '--v', [CompletionResultType]::ParameterName, 'Verbose output (info-level messages on the terminal)')
+            [CompletionResult]::new('--vv', '--vv', [CompletionResultType]::ParameterName, 'Debug output')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'kong;migrations;up' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)')
+            [CompletionResult]::new('--conf', '--conf', [CompletionResultType]::ParameterName, 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Override the prefix directory (where the SQLite file lives)')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Override the prefix directory (where the SQLite file lives)')
+            [CompletionResult]::new('--db-timeout', '--db-timeout', [CompletionResultType]::ParameterName, 'Database timeout in seconds (overrides pg_timeout)')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for another node''s migrations lock; also how long ours lives')
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'bootstrap: reset the database first; up: also re-run migrations that already ran')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'bootstrap: reset the database first; up: also re-run migrations that already ran')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'reset: do not ask for confirmation')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'reset: do not ask for confirmation')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors')
+            [CompletionResult]::new('--v', '--v', [CompletionResultType]::ParameterName, 'Verbose output (info-level messages on the terminal)')
+            [CompletionResult]::new('--vv', '--vv', [CompletionResultType]::ParameterName, 'Debug output')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'kong;migrations;finish' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)')
+            [CompletionResult]::new('--conf', '--conf', [CompletionResultType]::ParameterName, 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Override the prefix directory (where the SQLite file lives)')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Override the prefix directory (where the SQLite file lives)')
+            [CompletionResult]::new('--db-timeout', '--db-timeout', [CompletionResultType]::ParameterName, 'Database timeout in seconds (overrides pg_timeout)')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for another node''s migrations lock; also how long ours lives')
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'bootstrap: reset the database first; up: also re-run migrations that already ran')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'bootstrap: reset the database first; up: also re-run migrations that already ran')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'reset: do not ask for confirmation')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'reset: do not ask for confirmation')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors')
+            [CompletionResult]::new('--v', '--v', [CompletionResultType]::ParameterName, 'Verbose output (info-level messages on the terminal)')
+            [CompletionResult]::new('--vv', '--vv', [CompletionResultType]::ParameterName, 'Debug output')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'kong;migrations;list' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)')
+            [CompletionResult]::new('--conf', '--conf', [CompletionResultType]::ParameterName, 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Override the prefix directory (where the SQLite file lives)')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Override the prefix directory (where the SQLite file lives)')
+            [CompletionResult]::new('--db-timeout', '--db-timeout', [CompletionResultType]::ParameterName, 'Database timeout in seconds (overrides pg_timeout)')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for another node''s migrations lock; also how long ours lives')
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'bootstrap: reset the database first; up: also re-run migrations that already ran')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'bootstrap: reset the database first; up: also re-run migrations that already ran')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'reset: do not ask for confirmation')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'reset: do not ask for confirmation')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors')
+            [CompletionResult]::new('--v', '--v', [CompletionResultType]::ParameterName, 'Verbose output (info-level messages on the terminal)')
+            [CompletionResult]::new('--vv', '--vv', [CompletionResultType]::ParameterName, 'Debug output')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'kong;migrations;status' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)')
+            [CompletionResult]::new('--conf', '--conf', [CompletionResultType]::ParameterName, 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Override the prefix directory (where the SQLite file lives)')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Override the prefix directory (where the SQLite file lives)')
+            [CompletionResult]::new('--db-timeout', '--db-timeout', [CompletionResultType]::ParameterName, 'Database timeout in seconds (overrides pg_timeout)')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for another node''s migrations lock; also how long ours lives')
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'bootstrap: reset the database first; up: also re-run migrations that already ran')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'bootstrap: reset the database first; up: also re-run migrations that already ran')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'reset: do not ask for confirmation')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'reset: do not ask for confirmation')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors')
+            [CompletionResult]::new('--v', '--v', [CompletionResultType]::ParameterName, 'Verbose output (info-level messages on the terminal)')
+            [CompletionResult]::new('--vv', '--vv', [CompletionResultType]::ParameterName, 'Debug output')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'kong;migrations;reset' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)')
+            [CompletionResult]::new('--conf', '--conf', [CompletionResultType]::ParameterName, 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Override the prefix directory (where the SQLite file lives)')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Override the prefix directory (where the SQLite file lives)')
+            [CompletionResult]::new('--db-timeout', '--db-timeout', [CompletionResultType]::ParameterName, 'Database timeout in seconds (overrides pg_timeout)')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for another node''s migrations lock; also how long ours lives')
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'bootstrap: reset the database first; up: also re-run migrations that already ran')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'bootstrap: reset the database first; up: also re-run migrations that already ran')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'reset: do not ask for confirmation')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'reset: do not ask for confirmation')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors')
+            [CompletionResult]::new('--v', '--v', [CompletionResultType]::ParameterName, 'Verbose output (info-level messages on the terminal)')
+            [CompletionResult]::new('--vv', '--vv', [CompletionResultType]::ParameterName, 'Debug output')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'kong;migrations;help' {
+            [CompletionResult]::new('bootstrap', 'bootstrap', [CompletionResultType]::ParameterValue, 'Create the schema on an empty database and run every migration')
+            [CompletionResult]::new('up', 'up', [CompletionResultType]::ParameterValue, 'Run the new migrations of a newer kong; those with a teardown stay pending')
+            [CompletionResult]::new('finish', 'finish', [CompletionResultType]::ParameterValue, 'Run the teardown of pending migrations, once every node runs the new version')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List executed, pending and new migrations (exit 0 up to date, 3 needs bootstrap, 4 pending, 5 new)')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Print the migration state as JSON')
+            [CompletionResult]::new('reset', 'reset', [CompletionResultType]::ParameterValue, 'Drop every table of the database: all configuration is lost')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'kong;migrations;help;bootstrap' {
+            break
+        }
+        'kong;migrations;help;up' {
+            break
+        }
+        'kong;migrations;help;finish' {
+            break
+        }
+        'kong;migrations;help;list' {
+            break
+        }
+        'kong;migrations;help;status' {
+            break
+        }
+        'kong;migrations;help;reset' {
+            break
+        }
+        'kong;migrations;help;help' {
+            break
+        }
         'kong;config' {
             [CompletionResult]::new('--v', '--v', [CompletionResultType]::ParameterName, 'Verbose output (info-level messages on the terminal)')
             [CompletionResult]::new('--vv', '--vv', [CompletionResultType]::ParameterName, 'Debug output')
@@ -187,6 +359,7 @@ Register-ArgumentCompleter -Native -CommandName 'kong' -ScriptBlock {
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Validate a configuration file')
             [CompletionResult]::new('prepare', 'prepare', [CompletionResultType]::ParameterValue, 'Prepare the prefix directory without starting')
             [CompletionResult]::new('version', 'version', [CompletionResultType]::ParameterValue, 'Print the version')
+            [CompletionResult]::new('migrations', 'migrations', [CompletionResultType]::ParameterValue, 'Manage the database schema: bootstrap, up, finish, list, status, reset')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Declarative configuration tools')
             [CompletionResult]::new('_serve', '_serve', [CompletionResultType]::ParameterValue, 'Run the node in this process (used by `kong start`)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -217,6 +390,33 @@ Register-ArgumentCompleter -Native -CommandName 'kong' -ScriptBlock {
             break
         }
         'kong;help;version' {
+            break
+        }
+        'kong;help;migrations' {
+            [CompletionResult]::new('bootstrap', 'bootstrap', [CompletionResultType]::ParameterValue, 'Create the schema on an empty database and run every migration')
+            [CompletionResult]::new('up', 'up', [CompletionResultType]::ParameterValue, 'Run the new migrations of a newer kong; those with a teardown stay pending')
+            [CompletionResult]::new('finish', 'finish', [CompletionResultType]::ParameterValue, 'Run the teardown of pending migrations, once every node runs the new version')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List executed, pending and new migrations (exit 0 up to date, 3 needs bootstrap, 4 pending, 5 new)')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Print the migration state as JSON')
+            [CompletionResult]::new('reset', 'reset', [CompletionResultType]::ParameterValue, 'Drop every table of the database: all configuration is lost')
+            break
+        }
+        'kong;help;migrations;bootstrap' {
+            break
+        }
+        'kong;help;migrations;up' {
+            break
+        }
+        'kong;help;migrations;finish' {
+            break
+        }
+        'kong;help;migrations;list' {
+            break
+        }
+        'kong;help;migrations;status' {
+            break
+        }
+        'kong;help;migrations;reset' {
             break
         }
         'kong;help;config' {

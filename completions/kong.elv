@@ -31,6 +31,7 @@ set edit:completion:arg-completer[kong] = {|@words|
             cand check 'Validate a configuration file'
             cand prepare 'Prepare the prefix directory without starting'
             cand version 'Print the version'
+            cand migrations 'Manage the database schema: bootstrap, up, finish, list, status, reset'
             cand config 'Declarative configuration tools'
             cand _serve 'Run the node in this process (used by `kong start`)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -127,6 +128,162 @@ set edit:completion:arg-completer[kong] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'kong;migrations'= {
+            cand -c 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)'
+            cand --conf 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)'
+            cand -p 'Override the prefix directory (where the SQLite file lives)'
+            cand --prefix 'Override the prefix directory (where the SQLite file lives)'
+            cand --db-timeout 'Database timeout in seconds (overrides pg_timeout)'
+            cand --lock-timeout 'Seconds to wait for another node''s migrations lock; also how long ours lives'
+            cand -f 'bootstrap: reset the database first; up: also re-run migrations that already ran'
+            cand --force 'bootstrap: reset the database first; up: also re-run migrations that already ran'
+            cand -y 'reset: do not ask for confirmation'
+            cand --yes 'reset: do not ask for confirmation'
+            cand -q 'Print nothing but errors'
+            cand --quiet 'Print nothing but errors'
+            cand --v 'Verbose output (info-level messages on the terminal)'
+            cand --vv 'Debug output'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand bootstrap 'Create the schema on an empty database and run every migration'
+            cand up 'Run the new migrations of a newer kong; those with a teardown stay pending'
+            cand finish 'Run the teardown of pending migrations, once every node runs the new version'
+            cand list 'List executed, pending and new migrations (exit 0 up to date, 3 needs bootstrap, 4 pending, 5 new)'
+            cand status 'Print the migration state as JSON'
+            cand reset 'Drop every table of the database: all configuration is lost'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'kong;migrations;bootstrap'= {
+            cand -c 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)'
+            cand --conf 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)'
+            cand -p 'Override the prefix directory (where the SQLite file lives)'
+            cand --prefix 'Override the prefix directory (where the SQLite file lives)'
+            cand --db-timeout 'Database timeout in seconds (overrides pg_timeout)'
+            cand --lock-timeout 'Seconds to wait for another node''s migrations lock; also how long ours lives'
+            cand -f 'bootstrap: reset the database first; up: also re-run migrations that already ran'
+            cand --force 'bootstrap: reset the database first; up: also re-run migrations that already ran'
+            cand -y 'reset: do not ask for confirmation'
+            cand --yes 'reset: do not ask for confirmation'
+            cand -q 'Print nothing but errors'
+            cand --quiet 'Print nothing but errors'
+            cand --v 'Verbose output (info-level messages on the terminal)'
+            cand --vv 'Debug output'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'kong;migrations;up'= {
+            cand -c 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)'
+            cand --conf 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)'
+            cand -p 'Override the prefix directory (where the SQLite file lives)'
+            cand --prefix 'Override the prefix directory (where the SQLite file lives)'
+            cand --db-timeout 'Database timeout in seconds (overrides pg_timeout)'
+            cand --lock-timeout 'Seconds to wait for another node''s migrations lock; also how long ours lives'
+            cand -f 'bootstrap: reset the database first; up: also re-run migrations that already ran'
+            cand --force 'bootstrap: reset the database first; up: also re-run migrations that already ran'
+            cand -y 'reset: do not ask for confirmation'
+            cand --yes 'reset: do not ask for confirmation'
+            cand -q 'Print nothing but errors'
+            cand --quiet 'Print nothing but errors'
+            cand --v 'Verbose output (info-level messages on the terminal)'
+            cand --vv 'Debug output'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'kong;migrations;finish'= {
+            cand -c 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)'
+            cand --conf 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)'
+            cand -p 'Override the prefix directory (where the SQLite file lives)'
+            cand --prefix 'Override the prefix directory (where the SQLite file lives)'
+            cand --db-timeout 'Database timeout in seconds (overrides pg_timeout)'
+            cand --lock-timeout 'Seconds to wait for another node''s migrations lock; also how long ours lives'
+            cand -f 'bootstrap: reset the database first; up: also re-run migrations that already ran'
+            cand --force 'bootstrap: reset the database first; up: also re-run migrations that already ran'
+            cand -y 'reset: do not ask for confirmation'
+            cand --yes 'reset: do not ask for confirmation'
+            cand -q 'Print nothing but errors'
+            cand --quiet 'Print nothing but errors'
+            cand --v 'Verbose output (info-level messages on the terminal)'
+            cand --vv 'Debug output'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'kong;migrations;list'= {
+            cand -c 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)'
+            cand --conf 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)'
+            cand -p 'Override the prefix directory (where the SQLite file lives)'
+            cand --prefix 'Override the prefix directory (where the SQLite file lives)'
+            cand --db-timeout 'Database timeout in seconds (overrides pg_timeout)'
+            cand --lock-timeout 'Seconds to wait for another node''s migrations lock; also how long ours lives'
+            cand -f 'bootstrap: reset the database first; up: also re-run migrations that already ran'
+            cand --force 'bootstrap: reset the database first; up: also re-run migrations that already ran'
+            cand -y 'reset: do not ask for confirmation'
+            cand --yes 'reset: do not ask for confirmation'
+            cand -q 'Print nothing but errors'
+            cand --quiet 'Print nothing but errors'
+            cand --v 'Verbose output (info-level messages on the terminal)'
+            cand --vv 'Debug output'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'kong;migrations;status'= {
+            cand -c 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)'
+            cand --conf 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)'
+            cand -p 'Override the prefix directory (where the SQLite file lives)'
+            cand --prefix 'Override the prefix directory (where the SQLite file lives)'
+            cand --db-timeout 'Database timeout in seconds (overrides pg_timeout)'
+            cand --lock-timeout 'Seconds to wait for another node''s migrations lock; also how long ours lives'
+            cand -f 'bootstrap: reset the database first; up: also re-run migrations that already ran'
+            cand --force 'bootstrap: reset the database first; up: also re-run migrations that already ran'
+            cand -y 'reset: do not ask for confirmation'
+            cand --yes 'reset: do not ask for confirmation'
+            cand -q 'Print nothing but errors'
+            cand --quiet 'Print nothing but errors'
+            cand --v 'Verbose output (info-level messages on the terminal)'
+            cand --vv 'Debug output'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'kong;migrations;reset'= {
+            cand -c 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)'
+            cand --conf 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)'
+            cand -p 'Override the prefix directory (where the SQLite file lives)'
+            cand --prefix 'Override the prefix directory (where the SQLite file lives)'
+            cand --db-timeout 'Database timeout in seconds (overrides pg_timeout)'
+            cand --lock-timeout 'Seconds to wait for another node''s migrations lock; also how long ours lives'
+            cand -f 'bootstrap: reset the database first; up: also re-run migrations that already ran'
+            cand --force 'bootstrap: reset the database first; up: also re-run migrations that already ran'
+            cand -y 'reset: do not ask for confirmation'
+            cand --yes 'reset: do not ask for confirmation'
+            cand -q 'Print nothing but errors'
+            cand --quiet 'Print nothing but errors'
+            cand --v 'Verbose output (info-level messages on the terminal)'
+            cand --vv 'Debug output'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'kong;migrations;help'= {
+            cand bootstrap 'Create the schema on an empty database and run every migration'
+            cand up 'Run the new migrations of a newer kong; those with a teardown stay pending'
+            cand finish 'Run the teardown of pending migrations, once every node runs the new version'
+            cand list 'List executed, pending and new migrations (exit 0 up to date, 3 needs bootstrap, 4 pending, 5 new)'
+            cand status 'Print the migration state as JSON'
+            cand reset 'Drop every table of the database: all configuration is lost'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'kong;migrations;help;bootstrap'= {
+        }
+        &'kong;migrations;help;up'= {
+        }
+        &'kong;migrations;help;finish'= {
+        }
+        &'kong;migrations;help;list'= {
+        }
+        &'kong;migrations;help;status'= {
+        }
+        &'kong;migrations;help;reset'= {
+        }
+        &'kong;migrations;help;help'= {
+        }
         &'kong;config'= {
             cand --v 'Verbose output (info-level messages on the terminal)'
             cand --vv 'Debug output'
@@ -168,6 +325,7 @@ set edit:completion:arg-completer[kong] = {|@words|
             cand check 'Validate a configuration file'
             cand prepare 'Prepare the prefix directory without starting'
             cand version 'Print the version'
+            cand migrations 'Manage the database schema: bootstrap, up, finish, list, status, reset'
             cand config 'Declarative configuration tools'
             cand _serve 'Run the node in this process (used by `kong start`)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -189,6 +347,26 @@ set edit:completion:arg-completer[kong] = {|@words|
         &'kong;help;prepare'= {
         }
         &'kong;help;version'= {
+        }
+        &'kong;help;migrations'= {
+            cand bootstrap 'Create the schema on an empty database and run every migration'
+            cand up 'Run the new migrations of a newer kong; those with a teardown stay pending'
+            cand finish 'Run the teardown of pending migrations, once every node runs the new version'
+            cand list 'List executed, pending and new migrations (exit 0 up to date, 3 needs bootstrap, 4 pending, 5 new)'
+            cand status 'Print the migration state as JSON'
+            cand reset 'Drop every table of the database: all configuration is lost'
+        }
+        &'kong;help;migrations;bootstrap'= {
+        }
+        &'kong;help;migrations;up'= {
+        }
+        &'kong;help;migrations;finish'= {
+        }
+        &'kong;help;migrations;list'= {
+        }
+        &'kong;help;migrations;status'= {
+        }
+        &'kong;help;migrations;reset'= {
         }
         &'kong;help;config'= {
             cand init 'Write an example declarative configuration file (default ./kong.yml)'

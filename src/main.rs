@@ -4,10 +4,24 @@ fn main() {
     let code = match kong::cli::run() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("Error: {e:#}");
+            eprintln!("Error: {}", chain(&e));
             eprintln!("\n  Run with --v (verbose) or --vv (debug) for more details");
             1
         }
     };
     std::process::exit(code);
+}
+
+/// The error and its causes, joined by `: `, leaving out a cause whose text the message
+/// already quotes (many errors print their source in their own message).
+fn chain(e: &anyhow::Error) -> String {
+    let mut message = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !message.contains(&cause) {
+            message.push_str(": ");
+            message.push_str(&cause);
+        }
+    }
+    message
 }

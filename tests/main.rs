@@ -10,6 +10,7 @@ mod config_cli;
 mod generated;
 mod install;
 mod lifecycle;
+mod migrations;
 mod pg_harness;
 mod proxy_errors;
 mod snapshot_sync;

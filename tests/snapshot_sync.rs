@@ -36,7 +36,12 @@ fn writes_rebuild_the_snapshot_and_failures_keep_the_last_good_one() {
         let pool = kong::store::sqlite_pool(&dir.path().join("kong.db"))
             .await
             .expect("sqlite");
-        kong::store::migrations::apply_sqlite(&pool)
+        let db = kong::store::migrations::Db::Sqlite {
+            pool: pool.clone(),
+            database: "kong.db".into(),
+        };
+        kong::store::migrations::Migrator::new(db, kong::store::migrations::SQLITE)
+            .up_to_date()
             .await
             .expect("migrations");
         let store = Store::sqlite(pool.clone());

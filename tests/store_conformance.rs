@@ -9,6 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use kong::store::migrations::{self, Db};
 use kong::store::schema::{Field, PluginSchema, PluginSchemas, Record};
 use kong::store::{
     DbError, EntityKey, ImportItem, ImportOptions, PageRequest, Store, TagFilter, WriteOptions,
@@ -75,14 +76,28 @@ fn plugins() -> Arc<dyn PluginSchemas> {
     ]))
 }
 
+/// Brings a database to the embedded schema with the same runner `kong migrations` uses.
+async fn migrate(db: Db) {
+    let list = match db {
+        Db::Sqlite { .. } => migrations::SQLITE,
+        Db::Postgres { .. } => migrations::POSTGRES,
+    };
+    migrations::Migrator::new(db, list)
+        .up_to_date()
+        .await
+        .expect("migrations");
+}
+
 fn sqlite_store() -> (Store, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("kong.db");
     let store = rt().block_on(async {
         let pool = kong::store::sqlite_pool(&path).await.expect("sqlite");
-        kong::store::migrations::apply_sqlite(&pool)
-            .await
-            .expect("migrations");
+        migrate(Db::Sqlite {
+            pool: pool.clone(),
+            database: "kong.db".into(),
+        })
+        .await;
         Store::sqlite(pool)
     });
     (store, dir)
@@ -97,12 +112,12 @@ fn postgres_store() -> Option<Store> {
             .connect(&url)
             .await
             .expect("connect");
-        for entry in kong::store::migrations::POSTGRES {
-            sqlx::raw_sql(entry.sql)
-                .execute(&pool)
-                .await
-                .expect("migration");
-        }
+        migrate(Db::Postgres {
+            pool: pool.clone(),
+            database: "conformance".into(),
+            schema: None,
+        })
+        .await;
         Store::postgres(pool)
     }))
 }
@@ -1218,9 +1233,7 @@ fn postgres_failing_mid_import_leaves_everything_as_it_was() {
     let url = pg.url_for(&name);
     rt().block_on(async {
         let pool = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(&url).await.expect("connect");
-        for entry in kong::store::migrations::POSTGRES {
-            sqlx::raw_sql(entry.sql).execute(&pool).await.expect("migration");
-        }
+        migrate(Db::Postgres { pool: pool.clone(), database: name.clone(), schema: None }).await;
         let store = Store::postgres(pool.clone());
         store.insert("services", doc(json!({"name": "before", "host": "h"})), w()).await.expect("seed");
         let before = store.export().await.expect("export");

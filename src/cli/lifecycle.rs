@@ -58,7 +58,7 @@ fn load(
 
 /// With `--v`, says which file and prefix are used; with `--vv`, prints the whole resolved
 /// configuration (secrets masked).
-fn explain(loaded: &config::Loaded) {
+pub(super) fn explain(loaded: &config::Loaded) {
     if verbosity() == 0 {
         return;
     }
@@ -118,7 +118,6 @@ fn start_config(args: &StartArgs) -> anyhow::Result<Config> {
     if let Some(secs) = args.db_timeout {
         extra.push(("--db-timeout", "pg_timeout", (secs * 1000).to_string()));
     }
-    let _ = (args.run_migrations, args.lock_timeout);
     load(&args.conf, extra)
 }
 
@@ -127,6 +126,9 @@ pub fn start(args: &StartArgs) -> anyhow::Result<()> {
     let config = start_config(args)?;
     let prefix = Prefix::new(&config.prefix);
     prefix.prepare(&config)?;
+    if args.run_migrations {
+        super::migrations::run_for_start(&config, args.lock_timeout)?;
+    }
     if config.daemon {
         spawn_daemon(&prefix)?;
         println!("Kong started");

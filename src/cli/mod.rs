@@ -6,6 +6,7 @@
 mod check;
 pub mod generate;
 mod lifecycle;
+pub mod migrations;
 
 use std::path::PathBuf;
 
@@ -109,6 +110,8 @@ pub enum Command {
         #[arg(short = 'a', long = "all")]
         all: bool,
     },
+    /// Manage the database schema: bootstrap, up, finish, list, status, reset.
+    Migrations(migrations::MigrationsArgs),
     /// Declarative configuration tools.
     Config {
         /// What to do.
@@ -183,6 +186,7 @@ pub fn run() -> anyhow::Result<i32> {
             }
             Ok(0)
         }
+        Command::Migrations(args) => migrations::run(&args),
         Command::Config { command } => match command {
             ConfigCommand::Init { file } => check::config_init(&file).map(|_| 0),
         },

@@ -14,13 +14,12 @@ pub mod entities;
 pub mod error;
 pub mod import;
 pub mod migrations;
+pub mod postgres;
 pub mod schema;
+pub(crate) mod sqlite;
 
-use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 use tokio::sync::broadcast;
 
@@ -51,15 +50,12 @@ pub enum StoreError {
     /// The schema could not be prepared.
     #[error(transparent)]
     Migration(#[from] migrations::MigrationError),
-    /// A backend this build does not support yet.
-    #[error("database = {0} is not supported yet by this node")]
-    Unsupported(&'static str),
 }
 
 #[derive(Clone)]
 enum Backend {
     Sqlite(SqlitePool),
-    Postgres(PgPool),
+    Postgres(postgres::PgStore),
     Memory(Arc<MemoryState>),
 }
 
@@ -105,7 +101,7 @@ impl Store {
 
     /// A store on a PostgreSQL pool whose schema is already migrated.
     pub fn postgres(pool: PgPool) -> Store {
-        Store::new(Backend::Postgres(pool))
+        Store::new(Backend::Postgres(postgres::PgStore { rw: pool, ro: None }))
     }
 
     /// An empty in-memory (DB-less) store.
@@ -142,25 +138,28 @@ impl Store {
     }
 
     /// Opens the configured datastore. The embedded SQLite default creates its file and applies
-    /// its migrations itself, so nobody needs to run `kong migrations` to try the gateway.
+    /// its migrations itself, so nobody needs to run `kong migrations` to try the gateway;
+    /// PostgreSQL must have been migrated with `kong migrations` (see [`postgres::PgStore::open`]).
     pub async fn open(config: &Config) -> Result<Store, StoreError> {
         match config.database {
             Database::Sqlite => {
-                let location = config.sqlite_path.display().to_string();
-                let connect = |source| StoreError::Connect {
-                    backend: "sqlite",
-                    location: location.clone(),
-                    source,
+                let pool = sqlite::open(&config.sqlite_path).await?;
+                let db = migrations::Db::Sqlite {
+                    pool: pool.clone(),
+                    database: config.sqlite_path.display().to_string(),
                 };
-                let pool = sqlite_pool(&config.sqlite_path).await.map_err(connect)?;
-                let ran = migrations::apply_sqlite(&pool).await?;
+                let ran = migrations::Migrator::new(db, migrations::SQLITE)
+                    .up_to_date()
+                    .await?;
                 if !ran.is_empty() {
-                    tracing::info!(file = %location, migrations = ?ran, "prepared the embedded datastore");
+                    tracing::info!(file = %config.sqlite_path.display(), migrations = ?ran, "prepared the embedded datastore");
                 }
                 Ok(Store::sqlite(pool))
             }
             Database::Off => Ok(Store::memory()),
-            Database::Postgres => Err(StoreError::Unsupported("postgres")),
+            Database::Postgres => Ok(Store::new(Backend::Postgres(
+                postgres::PgStore::open(config).await?,
+            ))),
         }
     }
 
@@ -168,7 +167,7 @@ impl Store {
     pub async fn reachable(&self) -> bool {
         match &self.inner.backend {
             Backend::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.is_ok(),
-            Backend::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.is_ok(),
+            Backend::Postgres(pg) => sqlx::query("SELECT 1").execute(&pg.rw).await.is_ok(),
             Backend::Memory(_) => true,
         }
     }
@@ -196,7 +195,8 @@ impl Store {
     pub(crate) async fn read(&self) -> Result<Tx, DbError> {
         Ok(match &self.inner.backend {
             Backend::Sqlite(pool) => Tx::Sql(SqlTx::Sqlite(pool.begin().await?)),
-            Backend::Postgres(pool) => Tx::Sql(SqlTx::Postgres(pool.begin().await?)),
+            // Reads go to the primary too: the Admin API must read its own writes.
+            Backend::Postgres(pg) => Tx::Sql(SqlTx::Postgres(pg.rw.begin().await?)),
             Backend::Memory(state) => Tx::Memory(state.read()),
         })
     }
@@ -208,23 +208,13 @@ impl Store {
             Backend::Sqlite(pool) => {
                 Tx::Sql(SqlTx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?))
             }
-            Backend::Postgres(pool) => Tx::Sql(SqlTx::Postgres(pool.begin().await?)),
+            Backend::Postgres(pg) => Tx::Sql(SqlTx::Postgres(pg.rw.begin().await?)),
             Backend::Memory(state) => Tx::Memory(state.write().await),
         })
     }
 }
 
-/// Opens (creating if missing) the SQLite file at `path`.
-pub async fn sqlite_pool(path: &std::path::Path) -> Result<SqlitePool, sqlx::Error> {
-    let options = SqliteConnectOptions::from_str("sqlite://")?
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(5));
-    SqlitePoolOptions::new()
-        .max_connections(4)
-        .connect_with(options)
-        .await
+/// Opens (creating if missing) the SQLite file at `path`, without migrating it.
+pub async fn sqlite_pool(path: &std::path::Path) -> Result<SqlitePool, StoreError> {
+    sqlite::open(path).await
 }
