@@ -574,6 +574,11 @@ async fn route_protocol_rules(s: Store) {
     )
     .await;
     assert!(err.to_string().contains("mixing protocols"), "{err}");
+    let err = insert_err(&s, "routes", json!({"paths": ["/a/../b"]})).await;
+    assert_eq!(
+        err.details(),
+        Some(json!({"paths": ["non-normalized path, consider use '/b' instead"]}))
+    );
     let err = insert_err(&s, "routes", json!({"paths": ["/ok", "nope", "~/(unclosed"], "methods": ["get"], "headers": {"Host": ["x"]}})).await;
     let fields = err.details().expect("fields");
     assert_eq!(fields["paths"][0], Value::Null);

@@ -148,7 +148,15 @@ fn route_path(v: &Value) -> Result<(), String> {
     if !s.starts_with('/') {
         return Err("should start with: / (fixed path) or ~/ (regex path)".into());
     }
-    typedefs::path(v)
+    typedefs::path(v)?;
+    // Prefix paths are matched against normalized request paths, so they must be normal too.
+    let normal = typedefs::normalize_path(s);
+    if normal != s {
+        return Err(format!(
+            "non-normalized path, consider use '{normal}' instead"
+        ));
+    }
+    Ok(())
 }
 
 fn first_line(s: &str) -> String {

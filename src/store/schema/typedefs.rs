@@ -296,6 +296,10 @@ mod tests {
         assert!(ip_or_cidr(&json!("10.0.0.0/33")).is_err());
         assert!(tag(&json!("a,b")).is_err());
         assert!(utf8_name(&json!("my-svc.v1~ü")).is_ok());
+        assert_eq!(normalize_path("/a/./b/../c"), "/a/c");
+        assert_eq!(normalize_path("/%7euser/%2f"), "/~user/%2F");
+        assert_eq!(normalize_path("/a/.."), "/");
+        assert_eq!(normalize_path("/api/"), "/api/");
         assert!(utf8_name(&json!("my svc")).is_err());
     }
 }
