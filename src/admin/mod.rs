@@ -5,6 +5,9 @@
 //! The entity endpoints arrive with the Admin API work; this module provides the node
 //! endpoints (`GET /`, `GET /status`) and Kong's JSON 404/405 answers.
 
+mod catalogue;
+mod entities;
+mod error;
 mod info;
 
 use std::sync::Arc;
@@ -44,7 +47,7 @@ pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/", get(info::root))
         .route("/status", get(info::status))
-        .fallback(|| async { message(StatusCode::NOT_FOUND, "Not found") })
+        .fallback(entities::dispatch)
         .method_not_allowed_fallback(|| async {
             message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
         })

@@ -1,0 +1,712 @@
+//! The generated entity endpoints: collections, entities, nested collections and
+//! foreign-entity endpoints, for every entity in the [catalogue](super::catalogue).
+//!
+//! Paths are split here rather than in the axum router so that one table drives them and a
+//! trailing `/` or a percent-encoded name works everywhere. Semantics follow Kong: `POST` 201,
+//! `PUT` upserts (200), `PATCH` merges (200), `DELETE` 204 even when absent; in DB-less mode
+//! reads work and writes answer 405.
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde_json::{json, Map, Value};
+
+use super::catalogue::{self, Collection, Nested};
+use super::error::ApiError;
+use super::AdminState;
+use crate::store::schema::{Doc, Schema};
+use crate::store::{EntityKey, Page, PageRequest, Store, TagFilter, WriteOptions};
+
+/// Largest request body the entity endpoints read.
+const BODY_LIMIT: usize = 10 * 1024 * 1024;
+
+/// Characters escaped in `next` links: everything but RFC 3986 unreserved characters.
+const ESCAPE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// One parsed request.
+struct Req {
+    method: Method,
+    query: Vec<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Req {
+    fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn is_read(&self) -> bool {
+        self.method == Method::GET || self.method == Method::HEAD
+    }
+}
+
+/// Entry point for every path without a route of its own.
+pub async fn dispatch(
+    State(state): State<AdminState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(segments) = segments(uri.path()) else {
+        return ApiError::NotFound.into_response();
+    };
+    let body = match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(_) => {
+            return ApiError::message(StatusCode::PAYLOAD_TOO_LARGE, "Payload too large")
+                .into_response()
+        }
+    };
+    let query = uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let req = Req {
+        method,
+        query,
+        headers,
+        body,
+    };
+    match route(&state, &req, &segments).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Splits and percent-decodes a path; a trailing `/` is tolerated.
+fn segments(path: &str) -> Option<Vec<String>> {
+    let trimmed = path.strip_prefix('/')?;
+    let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
+    trimmed
+        .split('/')
+        .map(|s| {
+            percent_decode_str(s)
+                .decode_utf8()
+                .ok()
+                .map(|c| c.into_owned())
+        })
+        .collect()
+}
+
+/// What a path addresses.
+enum Target<'a> {
+    Collection(&'static Collection),
+    Entity(&'static Collection, &'a str),
+    NestedCollection(&'static Nested, &'a str),
+    NestedEntity(&'static Nested, &'a str, &'a str),
+    Foreign(&'static Collection, &'a str, &'a str),
+    AllTargets(&'a str),
+}
+
+impl Target<'_> {
+    fn allowed(&self) -> &'static [&'static str] {
+        match self {
+            Target::Collection(_) | Target::NestedCollection(..) => {
+                &["GET", "HEAD", "OPTIONS", "POST"]
+            }
+            Target::AllTargets(_) => &["GET", "HEAD", "OPTIONS"],
+            Target::Foreign(..) => &["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "PUT"],
+            Target::Entity(..) | Target::NestedEntity(..) => {
+                &["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "PUT"]
+            }
+        }
+    }
+}
+
+fn target(segments: &[String]) -> Option<Target<'_>> {
+    match segments {
+        [c] => Some(Target::Collection(catalogue::collection(c)?)),
+        [c, x] => Some(Target::Entity(catalogue::collection(c)?, x)),
+        [c, x, sub] => {
+            if let Some(n) = catalogue::nested(c, sub) {
+                return Some(Target::NestedCollection(n, x));
+            }
+            let col = catalogue::collection(c)?;
+            catalogue::foreign(col, sub)?;
+            Some(Target::Foreign(col, x, sub))
+        }
+        [c, x, sub, y] if c == "upstreams" && sub == "targets" && y == "all" => {
+            Some(Target::AllTargets(x))
+        }
+        [c, x, sub, y] => Some(Target::NestedEntity(catalogue::nested(c, sub)?, x, y)),
+        _ => None,
+    }
+}
+
+async fn route(state: &AdminState, req: &Req, segments: &[String]) -> Result<Response, ApiError> {
+    let Some(t) = target(segments) else {
+        return Err(ApiError::NotFound);
+    };
+    let allowed = t.allowed();
+    if req.method == Method::OPTIONS {
+        return Ok(options(allowed, &req.headers));
+    }
+    if !allowed.contains(&req.method.as_str()) {
+        return Err(ApiError::MethodNotAllowed);
+    }
+    let store = &state.store;
+    match t {
+        Target::Collection(c) => collection(store, req, c).await,
+        Target::Entity(c, x) => entity(store, req, c, x).await,
+        Target::NestedCollection(n, p) => nested_collection(store, req, n, p).await,
+        Target::NestedEntity(n, p, x) => nested_entity(store, req, n, p, x).await,
+        Target::Foreign(c, x, field) => foreign(store, req, c, x, field).await,
+        Target::AllTargets(u) => {
+            let n = catalogue::nested("upstreams", "targets").ok_or(ApiError::NotFound)?;
+            nested_collection(store, req, n, u).await
+        }
+    }
+}
+
+/// `OPTIONS`: 204 with the allowed methods.
+fn options(allowed: &[&str], headers: &HeaderMap) -> Response {
+    let methods = allowed.join(", ");
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&methods) {
+        h.insert(http::header::ALLOW, v.clone());
+        h.insert("access-control-allow-methods", v);
+    }
+    let requested = headers
+        .get("access-control-request-headers")
+        .cloned()
+        .unwrap_or(HeaderValue::from_static("Content-Type"));
+    h.insert("access-control-allow-headers", requested);
+    resp
+}
+
+fn schema_of(c: &Collection) -> Result<&'static Schema, ApiError> {
+    catalogue::schema(c).ok_or(ApiError::NotFound)
+}
+
+fn child_schema(n: &Nested) -> Result<&'static Schema, ApiError> {
+    crate::store::entities::entity(n.entity).ok_or(ApiError::NotFound)
+}
+
+/// The request body as an entity document.
+fn body_doc(req: &Req) -> Result<Doc, ApiError> {
+    if req.body.is_empty() {
+        return Ok(Map::new());
+    }
+    let json = req
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if !json {
+        return Err(ApiError::Status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+    }
+    match serde_json::from_slice(&req.body) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(ApiError::message(
+            StatusCode::BAD_REQUEST,
+            "Cannot parse JSON body",
+        )),
+    }
+}
+
+fn dbless(store: &Store) -> bool {
+    store.backend() == "off"
+}
+
+/// Kong's DB-less refusal: `cannot <op> '<entity>' entities when not using a database`.
+fn unsupported(op: &str, entity: &str, by: Option<&str>) -> ApiError {
+    let by = by.map(|f| format!(" by '{f}'")).unwrap_or_default();
+    ApiError::Db(crate::store::DbError::Unsupported(format!(
+        "cannot {op} '{entity}' entities{by} when not using a database"
+    )))
+}
+
+fn page_request(req: &Req) -> Result<PageRequest, ApiError> {
+    let size = match req.query("size") {
+        None => None,
+        Some(s) => Some(s.parse::<usize>().map_err(|_| {
+            ApiError::Db(crate::store::DbError::InvalidSize("size must be a number"))
+        })?),
+    };
+    let tags = req.query("tags").map(TagFilter::parse).transpose()?;
+    Ok(PageRequest {
+        size,
+        offset: req.query("offset").map(str::to_owned),
+        tags,
+        parent: None,
+    })
+}
+
+fn escape(s: &str) -> String {
+    utf8_percent_encode(s, ESCAPE).to_string()
+}
+
+/// `{"data": [...], "offset"?, "next"}`.
+fn page_body(page: Page, base: &str, extra: &str) -> Response {
+    let mut body = Map::new();
+    body.insert(
+        "data".into(),
+        Value::Array(page.data.into_iter().map(Value::Object).collect()),
+    );
+    match page.offset {
+        Some(token) => {
+            body.insert(
+                "next".into(),
+                json!(format!("{base}?offset={}{extra}", escape(&token))),
+            );
+            body.insert("offset".into(), json!(token));
+        }
+        None => {
+            body.insert("next".into(), Value::Null);
+        }
+    }
+    Json(Value::Object(body)).into_response()
+}
+
+fn ok(status: StatusCode, doc: Doc) -> Response {
+    (status, Json(Value::Object(doc))).into_response()
+}
+
+async fn collection(
+    store: &Store,
+    req: &Req,
+    c: &'static Collection,
+) -> Result<Response, ApiError> {
+    let schema = schema_of(c)?;
+    if req.is_read() {
+        if c.entity == "consumers" {
+            if let Some(custom_id) = req.query("custom_id") {
+                return consumer_by_custom_id(store, custom_id).await;
+            }
+        }
+        let page_req = page_request(req)?;
+        let mut extra = String::new();
+        if let Some(t) = req.query("tags") {
+            extra.push_str(&format!("&tags={}", escape(t)));
+        }
+        if let Some(s) = req.query("size") {
+            extra.push_str(&format!("&size={}", escape(s)));
+        }
+        let page = store.page(schema.name, &page_req).await?;
+        return Ok(page_body(page, &format!("/{}", c.path), &extra));
+    }
+    if dbless(store) {
+        return Err(unsupported("create", schema.name, None));
+    }
+    let doc = body_doc(req)?;
+    let created = store
+        .insert(schema.name, doc, WriteOptions::default())
+        .await?;
+    Ok(ok(StatusCode::CREATED, created))
+}
+
+async fn consumer_by_custom_id(store: &Store, custom_id: &str) -> Result<Response, ApiError> {
+    if custom_id.is_empty() {
+        return Err(ApiError::message(
+            StatusCode::BAD_REQUEST,
+            "custom_id must be an unempty string",
+        ));
+    }
+    // custom_id is unique: at most one match.
+    let mut req = PageRequest::default();
+    let mut found = Vec::new();
+    loop {
+        let page = store.page("consumers", &req).await?;
+        found.extend(
+            page.data
+                .into_iter()
+                .filter(|d| d.get("custom_id").and_then(Value::as_str) == Some(custom_id)),
+        );
+        match page.offset {
+            Some(o) if found.is_empty() => req.offset = Some(o),
+            _ => break,
+        }
+    }
+    Ok(Json(json!({ "data": found, "next": null })).into_response())
+}
+
+/// Resolves `{x}` of a collection: an id, an endpoint-key value, or for certificates an SNI name.
+async fn find(store: &Store, schema: &'static Schema, x: &str) -> Result<Option<Doc>, ApiError> {
+    if schema.name == "certificates" && uuid::Uuid::parse_str(x).is_err() {
+        let Some(sni) = store
+            .select("snis", &EntityKey::Endpoint(x.to_owned()))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(cert) = sni
+            .get("certificate")
+            .and_then(|c| c.get("id"))
+            .and_then(Value::as_str)
+        else {
+            return Ok(None);
+        };
+        return Ok(store
+            .select("certificates", &EntityKey::Id(cert.to_owned()))
+            .await?);
+    }
+    let key = EntityKey::parse(schema, x)?;
+    Ok(store.select(schema.name, &key).await?)
+}
+
+fn id_of(doc: &Doc) -> String {
+    doc.get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn entity(
+    store: &Store,
+    req: &Req,
+    c: &'static Collection,
+    x: &str,
+) -> Result<Response, ApiError> {
+    let schema = schema_of(c)?;
+    let existing = find(store, schema, x).await?;
+    match req.method {
+        Method::GET | Method::HEAD => match existing {
+            Some(doc) => Ok(ok(StatusCode::OK, doc)),
+            None => Err(ApiError::NotFound),
+        },
+        Method::PUT => {
+            let key = match (&existing, schema.name) {
+                (Some(doc), _) => EntityKey::Id(id_of(doc)),
+                // A certificate PUT by an unknown SNI name creates a certificate for that name.
+                (None, "certificates") if uuid::Uuid::parse_str(x).is_err() => {
+                    EntityKey::Id(uuid::Uuid::new_v4().to_string())
+                }
+                _ => EntityKey::parse(schema, x)?,
+            };
+            if dbless(store) {
+                return Err(unsupported(
+                    "create or update",
+                    schema.name,
+                    by_key(schema, &key),
+                ));
+            }
+            let mut doc = body_doc(req)?;
+            if schema.name == "certificates"
+                && uuid::Uuid::parse_str(x).is_err()
+                && existing.is_none()
+            {
+                let mut snis: Vec<Value> = match doc.remove("snis") {
+                    Some(Value::Array(a)) => a,
+                    _ => Vec::new(),
+                };
+                if !snis.iter().any(|s| s.as_str() == Some(x)) {
+                    snis.push(json!(x));
+                }
+                doc.insert("snis".into(), Value::Array(snis));
+            }
+            let stored = store
+                .upsert(schema.name, &key, doc, WriteOptions::default())
+                .await?;
+            Ok(ok(StatusCode::OK, stored))
+        }
+        Method::PATCH => {
+            let Some(old) = existing else {
+                let key = EntityKey::parse(schema, x)?;
+                return Err(not_found(schema, &key));
+            };
+            if dbless(store) {
+                return Err(unsupported("update", schema.name, None));
+            }
+            let doc = body_doc(req)?;
+            let stored = store
+                .update(
+                    schema.name,
+                    &EntityKey::Id(id_of(&old)),
+                    doc,
+                    WriteOptions::default(),
+                )
+                .await?;
+            Ok(ok(StatusCode::OK, stored))
+        }
+        Method::DELETE => {
+            let Some(old) = existing else {
+                EntityKey::parse(schema, x)?;
+                return Ok(StatusCode::NO_CONTENT.into_response());
+            };
+            if dbless(store) {
+                return Err(unsupported("remove", schema.name, None));
+            }
+            store
+                .delete(schema.name, &EntityKey::Id(id_of(&old)))
+                .await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        _ => Err(ApiError::MethodNotAllowed),
+    }
+}
+
+fn by_key(schema: &Schema, key: &EntityKey) -> Option<&'static str> {
+    match key {
+        EntityKey::Endpoint(_) => schema.endpoint_key,
+        EntityKey::Id(_) => None,
+    }
+}
+
+fn not_found(schema: &Schema, key: &EntityKey) -> ApiError {
+    let (key, by_id) = match key {
+        EntityKey::Id(id) => (json!({ "id": id }), true),
+        EntityKey::Endpoint(v) => (json!({ schema.endpoint_key.unwrap_or("id"): v }), false),
+    };
+    ApiError::Db(crate::store::DbError::NotFound { key, by_id })
+}
+
+/// Resolves the parent `{p}` of a nested path; 404 when absent.
+async fn parent(store: &Store, n: &Nested, p: &str) -> Result<Doc, ApiError> {
+    let c = catalogue::collection(n.parent).ok_or(ApiError::NotFound)?;
+    find(store, schema_of(c)?, p)
+        .await?
+        .ok_or(ApiError::NotFound)
+}
+
+async fn nested_collection(
+    store: &Store,
+    req: &Req,
+    n: &'static Nested,
+    p: &str,
+) -> Result<Response, ApiError> {
+    let schema = child_schema(n)?;
+    let parent_doc = parent(store, n, p).await?;
+    let parent_id = id_of(&parent_doc);
+    if req.is_read() {
+        let mut page_req = page_request(req)?;
+        page_req.parent = Some((n.fk.to_owned(), parent_id));
+        let page = store.page(schema.name, &page_req).await?;
+        return Ok(page_body(
+            page,
+            &format!("/{}/{}/{}", n.parent, escape(p), n.name),
+            "",
+        ));
+    }
+    if dbless(store) {
+        return Err(unsupported("create", schema.name, None));
+    }
+    let mut doc = body_doc(req)?;
+    doc.insert(n.fk.to_owned(), json!({ "id": parent_id }));
+    let created = store
+        .insert(schema.name, doc, WriteOptions::default())
+        .await?;
+    Ok(ok(StatusCode::CREATED, created))
+}
+
+/// Finds child `{x}` of a nested path; it must belong to the parent.
+async fn find_child(
+    store: &Store,
+    n: &Nested,
+    schema: &'static Schema,
+    parent_id: &str,
+    x: &str,
+) -> Result<Option<Doc>, ApiError> {
+    let belongs = |d: &Doc| {
+        d.get(n.fk)
+            .and_then(|f| f.get("id"))
+            .and_then(Value::as_str)
+            == Some(parent_id)
+    };
+    if uuid::Uuid::parse_str(x).is_ok() {
+        let found = store
+            .select(schema.name, &EntityKey::Id(x.to_ascii_lowercase()))
+            .await?;
+        return Ok(found.filter(belongs));
+    }
+    // Children without an endpoint key are addressed by their natural key within the parent:
+    // an ACL by its group, a target by its address.
+    let wanted = match schema.name {
+        "acls" => Some(("group", x.to_owned())),
+        "targets" => Some(("target", normalize_target(x))),
+        _ => None,
+    };
+    if let Some((field, value)) = wanted {
+        let mut req = PageRequest {
+            parent: Some((n.fk.to_owned(), parent_id.to_owned())),
+            size: Some(1000),
+            ..PageRequest::default()
+        };
+        loop {
+            let page = store.page(schema.name, &req).await?;
+            if let Some(d) = page
+                .data
+                .iter()
+                .find(|d| d.get(field).and_then(Value::as_str) == Some(value.as_str()))
+            {
+                return Ok(Some(d.clone()));
+            }
+            match page.offset {
+                Some(o) => req.offset = Some(o),
+                None => return Ok(None),
+            }
+        }
+    }
+    let key = EntityKey::parse(schema, x)?;
+    Ok(store.select(schema.name, &key).await?.filter(belongs))
+}
+
+fn normalize_target(x: &str) -> String {
+    match crate::store::schema::typedefs::split_port(x) {
+        Ok((host, port)) => {
+            let port = port.unwrap_or(8000);
+            if host.parse::<std::net::Ipv6Addr>().is_ok() {
+                format!("[{host}]:{port}")
+            } else {
+                format!("{host}:{port}")
+            }
+        }
+        Err(_) => x.to_owned(),
+    }
+}
+
+async fn nested_entity(
+    store: &Store,
+    req: &Req,
+    n: &'static Nested,
+    p: &str,
+    x: &str,
+) -> Result<Response, ApiError> {
+    let schema = child_schema(n)?;
+    let parent_doc = parent(store, n, p).await?;
+    let parent_id = id_of(&parent_doc);
+    let existing = find_child(store, n, schema, &parent_id, x).await?;
+    match req.method {
+        Method::GET | Method::HEAD => existing
+            .map(|d| ok(StatusCode::OK, d))
+            .ok_or(ApiError::NotFound),
+        Method::DELETE => {
+            let Some(old) = existing else {
+                return Ok(StatusCode::NO_CONTENT.into_response());
+            };
+            if dbless(store) {
+                return Err(unsupported("remove", schema.name, None));
+            }
+            store
+                .delete(schema.name, &EntityKey::Id(id_of(&old)))
+                .await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        // Targets are only ever updated in place; PUT and PATCH both need an existing one.
+        Method::PATCH | Method::PUT if schema.name == "targets" || req.method == Method::PATCH => {
+            let Some(old) = existing else {
+                return Err(ApiError::NotFound);
+            };
+            if dbless(store) {
+                return Err(unsupported("update", schema.name, None));
+            }
+            let mut doc = body_doc(req)?;
+            if !doc.contains_key(n.fk) {
+                doc.insert(n.fk.to_owned(), json!({ "id": parent_id }));
+            }
+            let stored = store
+                .update(
+                    schema.name,
+                    &EntityKey::Id(id_of(&old)),
+                    doc,
+                    WriteOptions::default(),
+                )
+                .await?;
+            Ok(ok(StatusCode::OK, stored))
+        }
+        Method::PUT => {
+            if dbless(store) {
+                return Err(unsupported("create or update", schema.name, None));
+            }
+            let mut doc = body_doc(req)?;
+            doc.insert(n.fk.to_owned(), json!({ "id": parent_id }));
+            let key = match &existing {
+                Some(d) => EntityKey::Id(id_of(d)),
+                None if schema.name == "acls" && uuid::Uuid::parse_str(x).is_err() => {
+                    doc.insert("group".into(), json!(x));
+                    EntityKey::Id(uuid::Uuid::new_v4().to_string())
+                }
+                None => EntityKey::parse(schema, x)?,
+            };
+            let stored = store
+                .upsert(schema.name, &key, doc, WriteOptions::default())
+                .await?;
+            Ok(ok(StatusCode::OK, stored))
+        }
+        _ => Err(ApiError::MethodNotAllowed),
+    }
+}
+
+async fn foreign(
+    store: &Store,
+    req: &Req,
+    c: &'static Collection,
+    x: &str,
+    field: &str,
+) -> Result<Response, ApiError> {
+    let schema = schema_of(c)?;
+    let target = catalogue::foreign(c, field).ok_or(ApiError::NotFound)?;
+    let doc = find(store, schema, x).await?.ok_or(ApiError::NotFound)?;
+    let linked = doc
+        .get(field)
+        .and_then(|f| f.get("id"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    match (req.method.clone(), linked) {
+        (Method::GET | Method::HEAD, Some(id)) => store
+            .select(target.name, &EntityKey::Id(id))
+            .await?
+            .map(|d| ok(StatusCode::OK, d))
+            .ok_or(ApiError::NotFound),
+        (Method::DELETE, Some(_)) => Err(ApiError::MethodNotAllowed),
+        (Method::PATCH, Some(id)) => {
+            if dbless(store) {
+                return Err(unsupported("update", target.name, None));
+            }
+            let body = body_doc(req)?;
+            let stored = store
+                .update(
+                    target.name,
+                    &EntityKey::Id(id),
+                    body,
+                    WriteOptions::default(),
+                )
+                .await?;
+            Ok(ok(StatusCode::OK, stored))
+        }
+        (Method::PUT, linked) => {
+            if dbless(store) {
+                return Err(unsupported("create or update", target.name, None));
+            }
+            let body = body_doc(req)?;
+            // Without a link, PUT creates the referenced entity and links it.
+            let id = linked.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            let stored = store
+                .upsert(
+                    target.name,
+                    &EntityKey::Id(id.clone()),
+                    body,
+                    WriteOptions::default(),
+                )
+                .await?;
+            let mut link = Map::new();
+            link.insert(field.to_owned(), json!({ "id": id }));
+            store
+                .update(
+                    schema.name,
+                    &EntityKey::Id(id_of(&doc)),
+                    link,
+                    WriteOptions::default(),
+                )
+                .await?;
+            Ok(ok(StatusCode::OK, stored))
+        }
+        _ => Err(ApiError::NotFound),
+    }
+}

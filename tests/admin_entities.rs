@@ -1,0 +1,224 @@
+//! The Admin API's entity endpoints, driven the way client tools drive them: a real node on
+//! loopback, JSON over HTTP, Kong's documented responses asserted field by field.
+
+use serde_json::{json, Value};
+
+use crate::support::http::{send, Reply};
+use crate::support::kong::Kong;
+
+/// A client bound to one node's Admin API.
+struct Admin<'a>(&'a Kong);
+
+impl Admin<'_> {
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let headers: &[(&str, &str)] = match body {
+            Some(_) => &[("content-type", "application/json")],
+            None => &[],
+        };
+        send(
+            method,
+            &self.0.admin(path),
+            headers,
+            body.map(|b| b.to_string()),
+        )
+    }
+
+    fn expect(&self, method: &str, path: &str, body: Option<Value>, status: u16) -> Value {
+        let r = self.call(method, path, body);
+        assert_eq!(r.status, status, "{method} {path}: {}", r.body);
+        if r.body.is_empty() {
+            Value::Null
+        } else {
+            r.json()
+        }
+    }
+}
+
+#[test]
+fn a_client_session_from_service_to_cascade() {
+    let kong = Kong::start("");
+    let api = Admin(&kong);
+
+    let svc = api.expect("POST", "/services", Some(json!({"name": "billing", "url": "http://billing.internal:8080/v1", "tags": ["team-a"]})), 201);
+    assert_eq!(svc["host"], "billing.internal");
+    assert_eq!(svc["port"], 8080);
+    assert_eq!(svc["path"], "/v1");
+    assert_eq!(svc["retries"], 5);
+    assert_eq!(
+        svc["client_certificate"],
+        Value::Null,
+        "unset fields are present as null"
+    );
+    let svc_id = svc["id"].as_str().expect("id").to_owned();
+
+    let route = api.expect(
+        "POST",
+        "/services/billing/routes",
+        Some(json!({"name": "billing-route", "paths": ["/billing"]})),
+        201,
+    );
+    assert_eq!(route["service"], json!({"id": svc_id}));
+    assert_eq!(route["protocols"], json!(["http", "https"]));
+    let linked = api.expect("GET", "/routes/billing-route/service", None, 200);
+    assert_eq!(linked["id"], svc_id.as_str());
+    let listed = api.expect("GET", &format!("/services/{svc_id}/routes"), None, 200);
+    assert_eq!(listed["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(listed["next"], Value::Null);
+
+    api.expect(
+        "POST",
+        "/consumers",
+        Some(json!({"username": "bob", "custom_id": "c-42"})),
+        201,
+    );
+    let cred = api.expect("POST", "/consumers/bob/key-auth", Some(json!({})), 201);
+    assert_eq!(cred["key"].as_str().map(str::len), Some(32));
+    let by_custom = api.expect("GET", "/consumers?custom_id=c-42", None, 200);
+    assert_eq!(by_custom["data"][0]["username"], "bob");
+    let keys = api.expect("GET", "/key-auths", None, 200);
+    assert_eq!(
+        keys["data"][0]["consumer"]["id"],
+        by_custom["data"][0]["id"]
+    );
+
+    for i in 0..4 {
+        api.expect(
+            "POST",
+            "/services",
+            Some(json!({"name": format!("extra-{i}"), "host": "h", "tags": ["team-b"]})),
+            201,
+        );
+    }
+    let first = api.expect("GET", "/services?size=2&tags=team-b", None, 200);
+    assert_eq!(first["data"].as_array().map(Vec::len), Some(2));
+    let next = first["next"].as_str().expect("next link");
+    assert!(
+        next.starts_with("/services?offset=") && next.ends_with("&tags=team-b&size=2"),
+        "{next}"
+    );
+    let second = api.expect("GET", next, None, 200);
+    assert_eq!(second["data"].as_array().map(Vec::len), Some(2));
+    assert_eq!(second["next"], Value::Null);
+    assert!(second.get("offset").is_none(), "no offset on the last page");
+
+    let patched = api.expect(
+        "PATCH",
+        "/services/billing",
+        Some(json!({"retries": 3})),
+        200,
+    );
+    assert_eq!(
+        (patched["retries"].clone(), patched["host"].clone()),
+        (json!(3), json!("billing.internal"))
+    );
+    let upserted = api.expect(
+        "PUT",
+        "/services/fresh",
+        Some(json!({"host": "fresh.internal"})),
+        200,
+    );
+    assert_eq!(upserted["name"], "fresh");
+
+    let refused = api.expect("DELETE", "/services/billing", None, 400);
+    assert_eq!(
+        refused,
+        json!({"code": 4, "name": "foreign key violation", "message": "an existing 'routes' entity references this 'services' entity", "fields": {"@referenced_by": "routes"}})
+    );
+    api.expect("DELETE", "/routes/billing-route", None, 204);
+    api.expect("DELETE", "/services/billing", None, 204);
+    api.expect("DELETE", "/services/billing", None, 204);
+    api.expect("GET", "/services/billing", None, 404);
+
+    api.expect("DELETE", "/consumers/bob", None, 204);
+    let keys = api.expect("GET", "/key-auths", None, 200);
+    assert_eq!(
+        keys["data"],
+        json!([]),
+        "credentials go with their consumer"
+    );
+}
+
+#[test]
+fn bad_requests_get_kong_shaped_answers() {
+    let kong = Kong::start("");
+    let api = Admin(&kong);
+    let bad_json = send(
+        "POST",
+        &kong.admin("/services"),
+        &[("content-type", "application/json")],
+        Some("{nope".into()),
+    );
+    assert_eq!(
+        (bad_json.status, bad_json.json()),
+        (400, json!({"message": "Cannot parse JSON body"}))
+    );
+    let wrong_type = send(
+        "POST",
+        &kong.admin("/services"),
+        &[("content-type", "text/plain")],
+        Some("host=x".into()),
+    );
+    assert_eq!(wrong_type.status, 415);
+    let invalid = api.expect(
+        "POST",
+        "/services",
+        Some(json!({"host": "h", "port": "eighty", "flavour": 1})),
+        400,
+    );
+    assert_eq!(invalid["code"], 2);
+    assert_eq!(
+        invalid["fields"],
+        json!({"port": "expected an integer", "flavour": "unknown field"})
+    );
+    assert_eq!(
+        api.expect("GET", "/services/ghost", None, 404),
+        json!({"message": "Not found"})
+    );
+    let missing = api.expect("PATCH", "/services/ghost", Some(json!({"retries": 1})), 404);
+    assert_eq!(missing["code"], 6);
+    assert_eq!(
+        missing["message"],
+        "could not find the entity with '{name=\"ghost\"}'"
+    );
+    let pk = api.expect("GET", "/ca_certificates/not-a-uuid", None, 400);
+    assert_eq!(
+        pk["message"],
+        "invalid primary key: '{id=\"expected a valid UUID\"}'"
+    );
+    assert_eq!(
+        api.expect("GET", "/no-such-thing", None, 404),
+        json!({"message": "Not found"})
+    );
+    assert_eq!(
+        api.expect("PUT", "/services", None, 405),
+        json!({"message": "Method not allowed"})
+    );
+    api.expect("GET", "/targets", None, 404);
+    let offset = api.expect("GET", "/services?offset=%25%25", None, 400);
+    assert_eq!(offset["code"], 7);
+    let size = api.expect("GET", "/services?size=abc", None, 400);
+    assert_eq!(size["message"], "size must be a number");
+    let tags = api.expect("GET", "/services?tags=a,b/c", None, 400);
+    assert_eq!(tags["options"], json!({"tags": "invalid filter syntax"}));
+    let options = api.call("OPTIONS", "/services", None);
+    assert_eq!(options.status, 204);
+    assert_eq!(options.header("allow"), Some("GET, HEAD, OPTIONS, POST"));
+    api.expect("GET", "/services/", None, 200);
+}
+
+#[test]
+fn dbless_reads_work_and_writes_answer_405() {
+    let kong = Kong::start("database = off");
+    let api = Admin(&kong);
+    assert_eq!(
+        api.expect("GET", "/services", None, 200),
+        json!({"data": [], "next": null})
+    );
+    let refused = api.expect("POST", "/services", Some(json!({"host": "h"})), 405);
+    assert_eq!(
+        refused,
+        json!({"code": 12, "name": "operation unsupported", "message": "cannot create 'services' entities when not using a database"})
+    );
+    api.expect("DELETE", "/services/ghost", None, 204);
+    api.expect("PATCH", "/services/ghost", Some(json!({})), 404);
+}
