@@ -222,3 +222,116 @@ fn dbless_reads_work_and_writes_answer_405() {
     api.expect("DELETE", "/services/ghost", None, 204);
     api.expect("PATCH", "/services/ghost", Some(json!({})), 404);
 }
+
+#[test]
+fn schemas_validate_and_tags() {
+    let kong = Kong::start("");
+    let api = Admin(&kong);
+    let schema = api.expect("GET", "/schemas/services", None, 200);
+    let fields = schema["fields"].as_array().expect("fields");
+    assert_eq!(
+        fields[0],
+        json!({"id": {"type": "string", "uuid": true, "auto": true}})
+    );
+    let retries = fields
+        .iter()
+        .find_map(|f| f.get("retries"))
+        .expect("retries");
+    assert_eq!(
+        retries,
+        &json!({"type": "integer", "default": 5, "between": [0, 32767]})
+    );
+    let cert = fields
+        .iter()
+        .find_map(|f| f.get("client_certificate"))
+        .expect("client_certificate");
+    assert_eq!(
+        cert,
+        &json!({"type": "foreign", "reference": "certificates", "on_delete": "restrict"})
+    );
+    assert!(schema["entity_checks"]
+        .as_array()
+        .is_some_and(|c| !c.is_empty()));
+    let healthchecks = api.expect("GET", "/schemas/upstreams", None, 200);
+    assert!(
+        healthchecks.to_string().contains("\"http_statuses\""),
+        "nested records are rendered"
+    );
+    assert_eq!(
+        api.expect("GET", "/schemas/nope", None, 404),
+        json!({"message": "No entity named 'nope'"})
+    );
+    assert_eq!(
+        api.expect(
+            "POST",
+            "/schemas/services/validate",
+            Some(json!({"host": "h"})),
+            200
+        ),
+        json!({"message": "schema validation successful"})
+    );
+    let invalid = api.expect(
+        "POST",
+        "/schemas/routes/validate",
+        Some(json!({"paths": ["x"]})),
+        400,
+    );
+    assert_eq!(invalid["code"], 2);
+    assert_eq!(
+        api.expect("GET", "/services", None, 200)["data"],
+        json!([]),
+        "validation stores nothing"
+    );
+    assert_eq!(
+        api.expect("GET", "/plugins/enabled", None, 200),
+        json!({"enabled_plugins": []})
+    );
+    assert_eq!(
+        api.expect("GET", "/schemas/plugins/key-auth", None, 404),
+        json!({"message": "No plugin named 'key-auth'"})
+    );
+
+    api.expect(
+        "POST",
+        "/services",
+        Some(json!({"name": "a", "host": "h", "tags": ["blue", "green"]})),
+        201,
+    );
+    api.expect(
+        "POST",
+        "/consumers",
+        Some(json!({"username": "u", "tags": ["blue"]})),
+        201,
+    );
+    let all = api.expect("GET", "/tags", None, 200);
+    let entries: Vec<(String, String)> = all["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|e| {
+            (
+                e["tag"].as_str().unwrap_or("").to_owned(),
+                e["entity_name"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("blue".into(), "consumers".into()),
+            ("blue".into(), "services".into()),
+            ("green".into(), "services".into())
+        ]
+    );
+    let blue = api.expect("GET", "/tags/blue?size=1", None, 200);
+    assert_eq!(blue["data"][0]["entity_name"], "consumers");
+    let next = blue["next"].as_str().expect("next");
+    assert!(next.starts_with("/tags/blue?offset="), "{next}");
+    let rest = api.expect("GET", next, None, 200);
+    assert_eq!(
+        (rest["data"][0]["entity_name"].clone(), rest["next"].clone()),
+        (json!("services"), Value::Null)
+    );
+    let bad = api.expect("GET", "/tags/%FF", None, 400);
+    assert!(bad["message"].as_str().is_some_and(|m| m.contains("utf-8")));
+}

@@ -30,6 +30,10 @@ impl PluginSchemas for TestPlugins {
     fn plugin(&self, name: &str) -> Option<&PluginSchema> {
         self.0.iter().find(|p| p.name == name)
     }
+
+    fn names(&self) -> Vec<String> {
+        self.0.iter().map(|p| p.name.clone()).collect()
+    }
 }
 
 fn plugins() -> Arc<dyn PluginSchemas> {

@@ -249,7 +249,8 @@ fn page_request(req: &Req) -> Result<PageRequest, ApiError> {
     })
 }
 
-fn escape(s: &str) -> String {
+/// Percent-escapes a query or path value (everything but unreserved characters).
+pub(super) fn escape(s: &str) -> String {
     utf8_percent_encode(s, ESCAPE).to_string()
 }
 

@@ -9,13 +9,15 @@ mod catalogue;
 mod entities;
 mod error;
 mod info;
+mod schemas;
+mod tags;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use http::header::{HeaderValue, SERVER};
 use http::{Request, Response, StatusCode};
@@ -47,6 +49,14 @@ pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/", get(info::root))
         .route("/status", get(info::status))
+        .route("/schemas/{entity}", get(schemas::entity))
+        .route("/schemas/{entity}/validate", post(schemas::validate))
+        .route("/schemas/plugins/validate", post(schemas::validate_plugin))
+        .route("/schemas/plugins/{name}", get(schemas::plugin))
+        .route("/plugins/schema/{name}", get(schemas::plugin_config))
+        .route("/plugins/enabled", get(schemas::enabled))
+        .route("/tags", get(tags::all))
+        .route("/tags/{tag}", get(tags::one))
         .fallback(entities::dispatch)
         .method_not_allowed_fallback(|| async {
             message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")

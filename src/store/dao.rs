@@ -234,6 +234,57 @@ impl Store {
         Ok(Page { data: out, offset })
     }
 
+    /// One page of the tag index (`/tags`, `/tags/{tag}`): entries
+    /// `{"entity_name", "entity_id", "tag"}` ordered by tag, entity and id.
+    pub async fn tags(
+        &self,
+        tag: Option<&str>,
+        size: Option<usize>,
+        offset: Option<&str>,
+    ) -> Result<Page, DbError> {
+        let size = size.unwrap_or(100);
+        if !(1..=1000).contains(&size) {
+            return Err(DbError::InvalidSize(
+                "size must be an integer between 1 and 1000",
+            ));
+        }
+        let after = match offset {
+            Some(token) => {
+                let parts = decode_token(token)?;
+                match <[String; 3]>::try_from(parts) {
+                    Ok([t, e, i]) => Some((t, e, i)),
+                    Err(_) => {
+                        return Err(DbError::InvalidOffset(
+                            token.to_owned(),
+                            "bad json encoding",
+                        ))
+                    }
+                }
+            }
+            None => None,
+        };
+        let mut tx = self.read().await?;
+        let mut rows = tx.tags(tag, after.as_ref(), size + 1).await?;
+        let offset = if rows.len() > size {
+            rows.truncate(size);
+            rows.last()
+                .map(|(t, e, i)| STANDARD_NO_PAD.encode(json!([t, e, i]).to_string()))
+        } else {
+            None
+        };
+        let data = rows
+            .into_iter()
+            .map(|(tag, entity, id)| {
+                let mut d = Map::new();
+                d.insert("entity_name".into(), json!(entity));
+                d.insert("entity_id".into(), json!(id));
+                d.insert("tag".into(), json!(tag));
+                d
+            })
+            .collect();
+        Ok(Page { data, offset })
+    }
+
     /// Creates an entity (`POST`).
     pub async fn insert(
         &self,
@@ -780,23 +831,30 @@ fn encode_offset(id: &str) -> String {
 }
 
 fn decode_offset(token: &str) -> Result<String, DbError> {
-    let bytes = STANDARD_NO_PAD
-        .decode(token.trim_end_matches('='))
-        .map_err(|_| DbError::InvalidOffset(token.to_owned(), "bad base64 encoding"))?;
-    let value: Value = serde_json::from_slice(&bytes)
-        .map_err(|_| DbError::InvalidOffset(token.to_owned(), "bad json encoding"))?;
-    match value {
-        Value::Array(a) if a.len() == 1 => {
-            a[0].as_str()
-                .map(str::to_owned)
-                .ok_or(DbError::InvalidOffset(
-                    token.to_owned(),
-                    "bad json encoding",
-                ))
-        }
+    let mut parts = decode_token(token)?;
+    match parts.len() {
+        1 => Ok(parts.remove(0)),
         _ => Err(DbError::InvalidOffset(
             token.to_owned(),
             "bad json encoding",
         )),
+    }
+}
+
+/// Decodes a token into the strings of its JSON array.
+fn decode_token(token: &str) -> Result<Vec<String>, DbError> {
+    let bytes = STANDARD_NO_PAD
+        .decode(token.trim_end_matches('='))
+        .map_err(|_| DbError::InvalidOffset(token.to_owned(), "bad base64 encoding"))?;
+    let bad_json = || DbError::InvalidOffset(token.to_owned(), "bad json encoding");
+    match serde_json::from_slice(&bytes) {
+        Ok(Value::Array(a)) => a
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s),
+                _ => Err(bad_json()),
+            })
+            .collect(),
+        _ => Err(bad_json()),
     }
 }

@@ -137,6 +137,29 @@ impl MemoryTx {
             .collect()
     }
 
+    pub(crate) fn tags(
+        &self,
+        tag: Option<&str>,
+        after: Option<&(String, String, String)>,
+        limit: usize,
+    ) -> Vec<(String, String, String)> {
+        let mut all: Vec<(String, String, String)> = self
+            .db()
+            .rows
+            .values()
+            .flat_map(|r| {
+                r.tags
+                    .iter()
+                    .filter(|t| tag.is_none_or(|want| want == t.as_str()))
+                    .map(|t| (t.clone(), r.entity.to_owned(), r.id.clone()))
+            })
+            .filter(|entry| after.is_none_or(|a| entry > a))
+            .collect();
+        all.sort();
+        all.truncate(limit);
+        all
+    }
+
     pub(crate) fn put(&mut self, row: &Row) {
         self.remove(row.entity, &row.id);
         let db = self.db_mut();

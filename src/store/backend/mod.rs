@@ -125,6 +125,19 @@ impl Tx {
         }
     }
 
+    /// Tag index entries (tag, entity, id) in that order, after `after`, optionally one tag.
+    pub(crate) async fn tags(
+        &mut self,
+        tag: Option<&str>,
+        after: Option<&(String, String, String)>,
+        limit: usize,
+    ) -> Result<Vec<(String, String, String)>, DbError> {
+        match self {
+            Tx::Sql(t) => t.tags(tag, after, limit).await,
+            Tx::Memory(t) => Ok(t.tags(tag, after, limit)),
+        }
+    }
+
     pub(crate) async fn put(&mut self, row: &Row) -> Result<(), DbError> {
         match self {
             Tx::Sql(t) => t.put(row).await,

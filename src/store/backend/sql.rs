@@ -105,6 +105,43 @@ impl SqlTx {
         texts.iter().map(|t| parse_doc(t)).collect()
     }
 
+    pub(crate) async fn tags(
+        &mut self,
+        tag: Option<&str>,
+        after: Option<&(String, String, String)>,
+        limit: usize,
+    ) -> Result<Vec<(String, String, String)>, DbError> {
+        let mut params: Vec<&str> = Vec::new();
+        let mut clauses: Vec<String> = Vec::new();
+        if let Some(t) = tag {
+            params.push(t);
+            clauses.push(format!("tag = ${}", params.len()));
+        }
+        if let Some((t, e, i)) = after {
+            params.extend([t.as_str(), e.as_str(), i.as_str()]);
+            let n = params.len();
+            clauses.push(format!(
+                "(tag, entity, id) > (${}, ${}, ${})",
+                n - 2,
+                n - 1,
+                n
+            ));
+        }
+        let filter = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", clauses.join(" AND "))
+        };
+        let sql = format!("SELECT tag, entity, id FROM entity_tags{filter} ORDER BY tag, entity, id LIMIT {limit}");
+        Ok(on!(self, c => {
+            let mut query = sqlx::query_as(&sql);
+            for p in &params {
+                query = query.bind(*p);
+            }
+            query.fetch_all(&mut **c).await
+        })?)
+    }
+
     pub(crate) async fn put(&mut self, row: &Row) -> Result<(), DbError> {
         self.remove(row.entity, &row.id).await?;
         self.insert(row).await

@@ -29,6 +29,9 @@ pub struct PluginSchema {
 pub trait PluginSchemas: Send + Sync + std::fmt::Debug {
     /// The schema of an enabled plugin.
     fn plugin(&self, name: &str) -> Option<&PluginSchema>;
+
+    /// Names of the enabled plugins, sorted.
+    fn names(&self) -> Vec<String>;
 }
 
 /// A registry with no plugins.
@@ -38,6 +41,10 @@ pub struct NoPlugins;
 impl PluginSchemas for NoPlugins {
     fn plugin(&self, _: &str) -> Option<&PluginSchema> {
         None
+    }
+
+    fn names(&self) -> Vec<String> {
+        Vec::new()
     }
 }
 
