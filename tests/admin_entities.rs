@@ -35,9 +35,25 @@ impl Admin<'_> {
 }
 
 #[test]
-fn a_client_session_from_service_to_cascade() {
-    let kong = Kong::start("");
-    let api = Admin(&kong);
+fn a_client_session_from_service_to_cascade_on_sqlite() {
+    client_session(&Kong::start(""));
+}
+
+#[test]
+fn a_client_session_from_service_to_cascade_on_postgres() {
+    let Some(target) = crate::migrations::target::Target::postgres("admin_session") else {
+        return;
+    };
+    let mut kong = Kong::configure(&target.database_lines());
+    let started = kong.run(&["start", "--run-migrations"]);
+    assert!(started.status.success(), "{}", crate::support::kong::text(&started));
+    kong.set_running();
+    kong.wait_ready();
+    client_session(&kong);
+}
+
+fn client_session(kong: &Kong) {
+    let api = Admin(kong);
 
     let svc = api.expect("POST", "/services", Some(json!({"name": "billing", "url": "http://billing.internal:8080/v1", "tags": ["team-a"]})), 201);
     assert_eq!(svc["host"], "billing.internal");

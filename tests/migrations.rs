@@ -4,7 +4,7 @@
 
 mod edges;
 mod start;
-mod target;
+pub(crate) mod target;
 
 use std::io::{BufRead, BufReader};
 use std::time::Duration;
