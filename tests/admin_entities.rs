@@ -46,7 +46,11 @@ fn a_client_session_from_service_to_cascade_on_postgres() {
     };
     let mut kong = Kong::configure(&target.database_lines());
     let started = kong.run(&["start", "--run-migrations"]);
-    assert!(started.status.success(), "{}", crate::support::kong::text(&started));
+    assert!(
+        started.status.success(),
+        "{}",
+        crate::support::kong::text(&started)
+    );
     kong.set_running();
     kong.wait_ready();
     client_session(&kong);

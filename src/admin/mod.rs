@@ -6,6 +6,7 @@
 //! endpoints (`GET /`, `GET /status`) and Kong's JSON 404/405 answers.
 
 mod catalogue;
+mod endpoints;
 mod entities;
 mod error;
 mod info;
@@ -55,6 +56,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/schemas/plugins/{name}", get(schemas::plugin))
         .route("/plugins/schema/{name}", get(schemas::plugin_config))
         .route("/plugins/enabled", get(schemas::enabled))
+        .route("/endpoints", get(endpoints::list))
+        .route("/openapi.json", get(endpoints::document))
         .route("/tags", get(tags::all))
         .route("/tags/{tag}", get(tags::one))
         .fallback(entities::dispatch)
