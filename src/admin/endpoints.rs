@@ -16,6 +16,8 @@ pub const STATIC: &[(&str, &[&str])] = &[
     ("/", &["GET"]),
     ("/status", &["GET"]),
     ("/endpoints", &["GET"]),
+    ("/cache", &["DELETE"]),
+    ("/cache/{key}", &["GET", "DELETE"]),
     ("/openapi.json", &["GET"]),
     ("/schemas/{db_entity_name}", &["GET"]),
     ("/schemas/{db_entity_name}/validate", &["POST"]),

@@ -5,6 +5,7 @@
 //! The entity endpoints arrive with the Admin API work; this module provides the node
 //! endpoints (`GET /`, `GET /status`) and Kong's JSON 404/405 answers.
 
+mod cache;
 mod catalogue;
 mod endpoints;
 mod entities;
@@ -18,7 +19,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use http::header::{HeaderValue, SERVER};
 use http::{Request, Response, StatusCode};
@@ -56,6 +57,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/schemas/plugins/{name}", get(schemas::plugin))
         .route("/plugins/schema/{name}", get(schemas::plugin_config))
         .route("/plugins/enabled", get(schemas::enabled))
+        .route("/cache", delete(cache::purge))
+        .route("/cache/{key}", get(cache::get_key).delete(cache::purge))
         .route("/endpoints", get(endpoints::list))
         .route("/openapi.json", get(endpoints::document))
         .route("/tags", get(tags::all))

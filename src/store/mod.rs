@@ -186,7 +186,8 @@ impl Store {
         self.inner.changes.subscribe()
     }
 
-    pub(crate) fn notify(&self, change: Change) {
+    /// Announces a change to local listeners (the snapshot rebuild) without writing anything.
+    pub fn notify(&self, change: Change) {
         // Nobody listening is fine: the node may not have started its rebuild loop yet.
         let _ = self.inner.changes.send(change);
     }
