@@ -8,12 +8,14 @@
 //! - [`admin`]: the Admin and Status APIs;
 //! - [`proxy`]: client traffic, running from the configuration snapshot only;
 //! - [`store`]: entities and their backends (embedded SQLite by default);
+//! - [`declarative`]: the `kong.yml` format: parse, flatten, import and export;
 //! - [`config`]: `kong.conf` + environment + flags → validated [`config::Config`];
 //! - [`prefix`], [`logging`], [`tls`], [`node`]: the pieces they share.
 
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod declarative;
 pub mod logging;
 pub mod node;
 pub mod prefix;

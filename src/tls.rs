@@ -152,6 +152,24 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// Whether the PEM private key `key` belongs to the first certificate of the PEM chain `cert`.
+pub fn key_matches_certificate(cert: &str, key: &str) -> bool {
+    let certs: Vec<CertificateDer<'static>> =
+        match rustls_pemfile::certs(&mut cert.as_bytes()).collect::<Result<Vec<_>, _>>() {
+            Ok(c) if !c.is_empty() => c,
+            _ => return false,
+        };
+    let Ok(Some(key)) = rustls_pemfile::private_key(&mut key.as_bytes()) else {
+        return false;
+    };
+    let Ok(signing) = rustls::crypto::ring::sign::any_supported_type(&key) else {
+        return false;
+    };
+    rustls::sign::CertifiedKey::new(certs, signing)
+        .keys_match()
+        .is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,22 +194,4 @@ mod tests {
             .to_string()
             .contains("invalid certificate for proxy listeners"));
     }
-}
-
-/// Whether the PEM private key `key` belongs to the first certificate of the PEM chain `cert`.
-pub fn key_matches_certificate(cert: &str, key: &str) -> bool {
-    let certs: Vec<CertificateDer<'static>> =
-        match rustls_pemfile::certs(&mut cert.as_bytes()).collect::<Result<Vec<_>, _>>() {
-            Ok(c) if !c.is_empty() => c,
-            _ => return false,
-        };
-    let Ok(Some(key)) = rustls_pemfile::private_key(&mut key.as_bytes()) else {
-        return false;
-    };
-    let Ok(signing) = rustls::crypto::ring::sign::any_supported_type(&key) else {
-        return false;
-    };
-    rustls::sign::CertifiedKey::new(certs, signing)
-        .keys_match()
-        .is_ok()
 }

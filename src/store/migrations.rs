@@ -27,16 +27,28 @@ impl Migration {
 }
 
 /// The SQLite migrations, in order.
-pub static SQLITE: &[Migration] = &[Migration {
-    name: "000_base",
-    sql: include_str!("../../migrations/sqlite/000_base.sql"),
-}];
+pub static SQLITE: &[Migration] = &[
+    Migration {
+        name: "000_base",
+        sql: include_str!("../../migrations/sqlite/000_base.sql"),
+    },
+    Migration {
+        name: "001_entities",
+        sql: include_str!("../../migrations/sqlite/001_entities.sql"),
+    },
+];
 
 /// The PostgreSQL migrations, in order.
-pub static POSTGRES: &[Migration] = &[Migration {
-    name: "000_base",
-    sql: include_str!("../../migrations/postgres/000_base.sql"),
-}];
+pub static POSTGRES: &[Migration] = &[
+    Migration {
+        name: "000_base",
+        sql: include_str!("../../migrations/postgres/000_base.sql"),
+    },
+    Migration {
+        name: "001_entities",
+        sql: include_str!("../../migrations/postgres/001_entities.sql"),
+    },
+];
 
 /// Migration problems.
 #[derive(Debug, thiserror::Error)]

@@ -88,7 +88,7 @@ fn plugin_config(doc: &mut Doc, ctx: &Context<'_>, errs: &mut SchemaErrors) {
         ("service", plugin.no_service),
     ] {
         if forbidden && doc.get(scope).is_some_and(|v| !v.is_null()) {
-            errs.field(&Path::root().key(scope), format!("value must be null"));
+            errs.field(&Path::root().key(scope), "value must be null");
         }
     }
     if let Some(allowed) = &plugin.protocols {

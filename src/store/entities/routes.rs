@@ -261,16 +261,12 @@ fn protocol_rules(doc: &Doc, _: &Context<'_>, _: &Path, errs: &mut SchemaErrors)
     for f in forbid {
         if is_set(doc, f) {
             errs.field(&Path::root().key(f), "value must be null");
-            errs.entity(format!(
-                "failed conditional validation given value of field 'protocols'"
-            ));
-        }
-    }
-    if has("grpc") || has("grpcs") {
-        if doc.get("strip_path") == Some(&Value::Bool(true)) {
-            errs.field(&Path::root().key("strip_path"), "value must be false");
             errs.entity("failed conditional validation given value of field 'protocols'");
         }
+    }
+    if (has("grpc") || has("grpcs")) && doc.get("strip_path") == Some(&Value::Bool(true)) {
+        errs.field(&Path::root().key("strip_path"), "value must be false");
+        errs.entity("failed conditional validation given value of field 'protocols'");
     }
     let snis_ok = ["grpcs", "https", "tls", "tls_passthrough"]
         .iter()

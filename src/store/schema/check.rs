@@ -171,14 +171,12 @@ impl EntityCheck {
                 if_match,
                 then_field,
                 then_match,
-            } => {
-                if if_match.test(doc.get(*if_field)) && !then_match.test(doc.get(*then_field)) {
-                    errs.field(&at.key(then_field), then_match.failure());
-                    record_error(
-                        errs,
-                        format!("failed conditional validation given value of field '{if_field}'"),
-                    );
-                }
+            } if if_match.test(doc.get(*if_field)) && !then_match.test(doc.get(*then_field)) => {
+                errs.field(&at.key(then_field), then_match.failure());
+                record_error(
+                    errs,
+                    format!("failed conditional validation given value of field '{if_field}'"),
+                );
             }
             EntityCheck::Custom(check) => check(doc, ctx, at, errs),
             _ => {}
