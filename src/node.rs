@@ -90,6 +90,8 @@ pub struct Node {
     pub logs: ArcSwap<AccessLogs>,
     /// Live counters.
     pub counters: Counters,
+    /// DB-less: MD5 of the loaded declarative configuration, all zeros before any (`/status`).
+    pub configuration_hash: ArcSwap<String>,
 }
 
 impl Node {
@@ -107,6 +109,7 @@ impl Node {
             config: ArcSwap::from_pointee(config),
             logs: ArcSwap::from_pointee(logs),
             counters: Counters::default(),
+            configuration_hash: ArcSwap::from_pointee(crate::declarative::EMPTY_HASH.to_owned()),
         }))
     }
 }

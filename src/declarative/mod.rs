@@ -26,6 +26,7 @@ use std::path::Path;
 
 use md5::{Digest, Md5};
 
+use crate::config::Config;
 use crate::store::{DbError, ImportFailure, ImportItem, ImportOptions, ImportSummary, Store};
 pub use parse::{Document, Format, FormatVersion, SyntaxError, MAX_SIZE};
 
@@ -77,7 +78,7 @@ pub enum DeclarativeError {
     },
     /// The text is not well-formed YAML or JSON.
     #[error("failed parsing declarative configuration: {0}")]
-    Syntax(#[from] SyntaxError),
+    Syntax(SyntaxError),
     /// The document is well-formed but not a mapping of keys to entity lists.
     #[error("failed parsing declarative configuration: expected an object")]
     NotAnObject,
@@ -89,7 +90,21 @@ pub enum DeclarativeError {
     Db(#[from] DbError),
     /// The export could not be written as YAML.
     #[error("could not write the declarative configuration: {0}")]
-    Emit(#[from] serde_norway::Error),
+    Emit(serde_norway::Error),
+}
+
+// By hand rather than `#[from]`: the cause is already in the message, and a source would print
+// it a second time in error chains.
+impl From<SyntaxError> for DeclarativeError {
+    fn from(e: SyntaxError) -> DeclarativeError {
+        DeclarativeError::Syntax(e)
+    }
+}
+
+impl From<serde_norway::Error> for DeclarativeError {
+    fn from(e: serde_norway::Error) -> DeclarativeError {
+        DeclarativeError::Emit(e)
+    }
 }
 
 /// The entities of a document, flattened and ready for [`Store::import`].
@@ -197,6 +212,45 @@ pub async fn apply(
         summary,
         hash: configuration_hash(text),
     })
+}
+
+/// A DB-less node's configured document (`declarative_config_string`, else
+/// `declarative_config`) could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("error parsing declarative config {origin}:\n{error}")]
+pub struct ConfiguredError {
+    /// The file, or `declarative_config_string`.
+    pub origin: String,
+    /// Why.
+    pub error: DeclarativeError,
+}
+
+/// Loads the document a DB-less node is configured with into `store`, replacing what it holds:
+/// `declarative_config_string` when set (it wins, as in Kong), else the `declarative_config`
+/// file. `None` when neither is set: the node starts empty.
+pub async fn load_configured(
+    config: &Config,
+    store: &Store,
+) -> Result<Option<Applied>, ConfiguredError> {
+    let (text, origin, name) = match (
+        &config.declarative_config_string,
+        &config.declarative_config,
+    ) {
+        (Some(text), _) => (text.clone(), "declarative_config_string".to_owned(), None),
+        (None, Some(path)) => {
+            let origin = format!("file {}", path.display());
+            let text = parse::read_file(path).map_err(|error| ConfiguredError {
+                origin: origin.clone(),
+                error,
+            })?;
+            (text, origin, Some(path.display().to_string()))
+        }
+        (None, None) => return Ok(None),
+    };
+    apply(store, &text, name.as_deref())
+        .await
+        .map(Some)
+        .map_err(|error| ConfiguredError { origin, error })
 }
 
 /// The hash `/status` reports for a loaded configuration: the MD5 of its text, 32 hex digits.

@@ -38,6 +38,9 @@ pub enum RuntimeError {
     /// The datastore could not be opened.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// A DB-less node's declarative configuration is invalid.
+    #[error(transparent)]
+    Declarative(#[from] crate::declarative::ConfiguredError),
     /// A listener could not be bound.
     #[error(transparent)]
     Bind(#[from] listener::BindError),
@@ -125,6 +128,13 @@ async fn serve(
     let store = Store::open(&config).await?;
     let node =
         Node::new(config.clone(), crate::node::resolve_id(&config)).map_err(RuntimeError::Logs)?;
+    if config.database == config::Database::Off {
+        // Before any listener: an invalid file stops the start, nothing is left running.
+        if let Some(applied) = crate::declarative::load_configured(&config, &store).await? {
+            tracing::info!(entities = ?applied.summary, hash = %applied.hash, "declarative configuration loaded");
+            node.configuration_hash.store(Arc::new(applied.hash));
+        }
+    }
     let state = AdminState {
         node: node.clone(),
         store,
