@@ -7,6 +7,7 @@ mod support;
 mod admin_client;
 mod admin_info;
 mod config_cli;
+mod declarative;
 mod generated;
 mod install;
 mod lifecycle;
