@@ -70,11 +70,19 @@ struct Walker {
     pending: Vec<Pending>,
     flat: Flat,
     unique: HashSet<(&'static str, &'static str, String)>,
+    /// [`children_of`] per entity, computed once.
+    children: HashMap<&'static str, Vec<(&'static Schema, &'static str)>>,
 }
 
 /// Flattens the entity lists of a document.
 pub(super) fn flatten(lists: &Map<String, Value>) -> Flat {
-    let mut w = Walker::default();
+    let mut w = Walker {
+        children: entities::all()
+            .iter()
+            .map(|s| (s.name, children_of(s)))
+            .collect(),
+        ..Walker::default()
+    };
     // Dependency order, so a stable id that depends on a parent's id finds it computed.
     for schema in entities::all() {
         if let Some(list) = lists.get(schema.name) {
@@ -160,7 +168,7 @@ impl Walker {
             Some(_) => self.problem(&format!("{origin}._ignore"), "expected an array"),
         }
         let mut nested = Vec::new();
-        for (child, field) in children_of(schema) {
+        for &(child, field) in self.children.get(schema.name).into_iter().flatten() {
             if let Some(list) = doc.remove(child.name) {
                 nested.push((child, field, list));
             }
@@ -169,6 +177,10 @@ impl Walker {
             self.fill_parent(&mut doc, &origin, o);
         }
         let id = self.assign_id(schema, &mut doc, outer);
+        let key = schema
+            .endpoint_key
+            .and_then(|k| doc.get(k))
+            .and_then(text_of);
         let duplicate = self.duplicate(schema, &doc, &id);
         self.flat.declared.ids.insert((schema.name, id.clone()));
         match duplicate {
@@ -177,15 +189,11 @@ impl Walker {
                 self.remember(schema, &doc, &id);
                 self.pending.push(Pending {
                     schema,
-                    doc: doc.clone(),
+                    doc,
                     origin: origin.clone(),
                 });
             }
         }
-        let key = schema
-            .endpoint_key
-            .and_then(|k| doc.get(k))
-            .and_then(text_of);
         for (child, field, list) in nested {
             let inner = Outer {
                 field,

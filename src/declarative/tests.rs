@@ -469,3 +469,125 @@ routes:
         ]
     );
 }
+
+/// Every leaf of a document replaced, one at a time, by values that have broken parsers before.
+#[tokio::test]
+async fn odd_values_anywhere_never_panic() {
+    fn leaves(v: &Value, at: Vec<Value>, out: &mut Vec<Vec<Value>>) {
+        match v {
+            Value::Object(m) => m.iter().for_each(|(k, v)| {
+                let mut p = at.clone();
+                p.push(json!(k));
+                leaves(v, p, out)
+            }),
+            Value::Array(a) => a.iter().enumerate().for_each(|(i, v)| {
+                let mut p = at.clone();
+                p.push(json!(i));
+                leaves(v, p, out)
+            }),
+            _ => out.push(at),
+        }
+    }
+    fn slot<'a>(v: &'a mut Value, path: &[Value]) -> Option<&'a mut Value> {
+        path.iter().try_fold(v, |v, seg| match seg {
+            Value::String(k) => v.get_mut(k.as_str()),
+            Value::Number(i) => v.get_mut(i.as_u64().unwrap_or_default() as usize),
+            _ => None,
+        })
+    }
+    let base = NESTED
+        .replace("cert: CERT", "cert: x")
+        .replace("key: KEY", "key: y");
+    let doc: Value = serde_norway::from_str(&base).expect("yaml");
+    let mut paths = Vec::new();
+    leaves(&doc, Vec::new(), &mut paths);
+    let odd = [
+        json!(""),
+        json!("é"),
+        json!("%é"),
+        json!("/%aé"),
+        json!("[::1]:99999"),
+        json!("http://"),
+        json!("://é"),
+        json!("~"),
+        json!("~/(("),
+        json!("a:b:c"),
+        json!("*.*"),
+        json!(-1),
+        json!(1e300),
+        json!(u64::MAX),
+        json!(true),
+        json!(null),
+        json!([]),
+        json!({}),
+        json!([null]),
+        json!({"id": 5}),
+        json!("00000000-0000-0000-0000-000000000000"),
+    ];
+    for path in &paths {
+        for value in &odd {
+            let mut mangled = doc.clone();
+            if let Some(v) = slot(&mut mangled, path) {
+                *v = value.clone();
+            }
+            let text = mangled.to_string();
+            if let Ok(prepared) = prepare_text(&text, None) {
+                let _ = load(&store(), prepared, false).await;
+            }
+        }
+    }
+}
+
+/// A tiny deterministic generator, so the test needs no extra crate and always mutates alike.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) as usize
+    }
+}
+
+/// Documents cut, grown and sprinkled with syntax, as YAML and as JSON.
+#[tokio::test]
+async fn mangled_documents_never_panic() {
+    let base = NESTED
+        .replace("cert: CERT", "cert: x")
+        .replace("key: KEY", "key: y");
+    let json =
+        serde_json::to_string(&serde_norway::from_str::<serde_json::Value>(&base).expect("yaml"))
+            .expect("json");
+    let junk: &[&str] = &[
+        "", "\n", " ", "-", ":", "[", "]", "{", "}", "\"", "'", "&a", "*a", "!!str", "~", "null",
+        "1e999", "-1", "é", "%", "/", "\\", "#", ",", "? ", "<<: ", "0x10", "\t",
+    ];
+    let mut rng = Lcg(7);
+    for round in 0..400 {
+        let source = if round % 2 == 0 { &base } else { &json };
+        let mut text = source.clone();
+        for _ in 0..(1 + rng.next() % 4) {
+            let mut at = rng.next() % (text.len() + 1);
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            let mut end = (at + rng.next() % 40).min(text.len());
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            match rng.next() % 3 {
+                0 => text.insert_str(at, junk[rng.next() % junk.len()]),
+                1 => text.replace_range(at..end, ""),
+                _ => {
+                    let piece = text[at..end].to_owned();
+                    text.insert_str(at, &piece);
+                }
+            }
+        }
+        if let Ok(prepared) = prepare_text(&text, None) {
+            let _ = load(&store(), prepared, false).await;
+        }
+    }
+}
