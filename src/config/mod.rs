@@ -632,6 +632,26 @@ mod tests {
     }
 
     #[test]
+    fn declarative_config_is_made_absolute() {
+        let c = load_with(
+            None,
+            &[
+                ("HOME", "/home/x"),
+                ("KONG_DECLARATIVE_CONFIG", "conf/kong.yml"),
+            ],
+            vec![],
+        )
+        .expect("valid")
+        .config;
+        let cwd = std::env::current_dir().expect("cwd");
+        assert_eq!(c.declarative_config, Some(cwd.join("conf/kong.yml")));
+        assert!(c.to_kong_env().contains(&format!(
+            "declarative_config = {}\n",
+            cwd.join("conf/kong.yml").display()
+        )));
+    }
+
+    #[test]
     fn precedence_is_default_file_env_cli() {
         let f = write(
             "log_level = info\npg_host = file-host\npg_port = 1111\nprefix = /tmp/from-file\n",

@@ -75,7 +75,7 @@ struct Walker {
 }
 
 /// Flattens the entity lists of a document.
-pub(super) fn flatten(lists: &Map<String, Value>) -> Flat {
+pub(super) fn flatten(mut lists: Map<String, Value>) -> Flat {
     let mut w = Walker {
         children: entities::all()
             .iter()
@@ -85,7 +85,7 @@ pub(super) fn flatten(lists: &Map<String, Value>) -> Flat {
     };
     // Dependency order, so a stable id that depends on a parent's id finds it computed.
     for schema in entities::all() {
-        if let Some(list) = lists.get(schema.name) {
+        if let Some(list) = lists.remove(schema.name) {
             w.list(schema, list, schema.name, None);
         }
     }
@@ -130,21 +130,21 @@ impl Walker {
         self.flat.problems.push(Problem::new(path, message));
     }
 
-    fn list(&mut self, schema: &'static Schema, list: &Value, at: &str, outer: Option<Outer<'_>>) {
+    fn list(&mut self, schema: &'static Schema, list: Value, at: &str, outer: Option<Outer<'_>>) {
         let items = match list {
             Value::Null => return,
             Value::Object(m) if m.is_empty() => return,
             Value::Array(items) => items,
             _ => return self.problem(at, "expected an array"),
         };
-        for (i, item) in items.iter().enumerate() {
+        for (i, item) in items.into_iter().enumerate() {
             let origin = format!("{at}[{i}]");
             match item {
-                Value::Object(doc) => self.item(schema, doc.clone(), origin, outer),
+                Value::Object(doc) => self.item(schema, doc, origin, outer),
                 // A certificate's SNIs may be given by name alone.
                 Value::String(name) if schema.name == "snis" && outer.is_some() => {
                     let mut doc = Map::new();
-                    doc.insert("name".into(), Value::from(name.as_str()));
+                    doc.insert("name".into(), Value::String(name));
                     self.item(schema, doc, origin, outer);
                 }
                 _ => self.problem(&origin, "expected a record"),
@@ -202,7 +202,7 @@ impl Walker {
             };
             self.list(
                 child,
-                &list,
+                list,
                 &format!("{origin}.{}", child.name),
                 Some(inner),
             );

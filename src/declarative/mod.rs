@@ -27,7 +27,7 @@ use std::path::Path;
 use md5::{Digest, Md5};
 
 use crate::config::Config;
-use crate::store::{DbError, ImportFailure, ImportItem, ImportOptions, ImportSummary, Store};
+use crate::store::{DbError, ImportItem, ImportOptions, ImportSummary, Store};
 pub use parse::{Document, Format, FormatVersion, SyntaxError, MAX_SIZE};
 
 /// One problem in a document, at a path such as `services[2].routes[0].paths[1]`.
@@ -129,7 +129,7 @@ pub fn prepare(mut doc: Document) -> Prepared {
     if doc.version.is_legacy() {
         migrate::route_paths(&mut doc.entities);
     }
-    let flat = flatten::flatten(&doc.entities);
+    let flat = flatten::flatten(doc.entities);
     let mut problems = doc.problems;
     problems.extend(flat.problems);
     Prepared {
@@ -168,12 +168,9 @@ pub async fn load(
     }
     match store.import(items, options).await {
         Ok(summary) => Ok(summary),
-        Err(failure) => match failure {
-            ImportFailure::Db(e) => Err(DeclarativeError::Db(e)),
-            failure => Err(DeclarativeError::Invalid(report::problems(
-                failure, &declared, false,
-            )?)),
-        },
+        Err(failure) => Err(DeclarativeError::Invalid(report::problems(
+            failure, &declared, false,
+        )?)),
     }
 }
 
