@@ -318,6 +318,9 @@ Register-ArgumentCompleter -Native -CommandName 'kong' -ScriptBlock {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Write an example declarative configuration file (default ./kong.yml)')
+            [CompletionResult]::new('parse', 'parse', [CompletionResultType]::ParameterValue, 'Check a declarative configuration file (YAML or JSON) without loading it anywhere')
+            [CompletionResult]::new('db_import', 'db_import', [CompletionResultType]::ParameterValue, 'Import a declarative configuration file into the database, all or nothing')
+            [CompletionResult]::new('db_export', 'db_export', [CompletionResultType]::ParameterValue, 'Export the database as a declarative configuration file (YAML)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -328,12 +331,57 @@ Register-ArgumentCompleter -Native -CommandName 'kong' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'kong;config;parse' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)')
+            [CompletionResult]::new('--conf', '--conf', [CompletionResultType]::ParameterName, 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Override the prefix directory')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Override the prefix directory')
+            [CompletionResult]::new('--v', '--v', [CompletionResultType]::ParameterName, 'Verbose output (info-level messages on the terminal)')
+            [CompletionResult]::new('--vv', '--vv', [CompletionResultType]::ParameterName, 'Debug output')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'kong;config;db_import' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)')
+            [CompletionResult]::new('--conf', '--conf', [CompletionResultType]::ParameterName, 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Override the prefix directory')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Override the prefix directory')
+            [CompletionResult]::new('--v', '--v', [CompletionResultType]::ParameterName, 'Verbose output (info-level messages on the terminal)')
+            [CompletionResult]::new('--vv', '--vv', [CompletionResultType]::ParameterName, 'Debug output')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'kong;config;db_export' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)')
+            [CompletionResult]::new('--conf', '--conf', [CompletionResultType]::ParameterName, 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Override the prefix directory')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Override the prefix directory')
+            [CompletionResult]::new('--v', '--v', [CompletionResultType]::ParameterName, 'Verbose output (info-level messages on the terminal)')
+            [CompletionResult]::new('--vv', '--vv', [CompletionResultType]::ParameterName, 'Debug output')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'kong;config;help' {
             [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Write an example declarative configuration file (default ./kong.yml)')
+            [CompletionResult]::new('parse', 'parse', [CompletionResultType]::ParameterValue, 'Check a declarative configuration file (YAML or JSON) without loading it anywhere')
+            [CompletionResult]::new('db_import', 'db_import', [CompletionResultType]::ParameterValue, 'Import a declarative configuration file into the database, all or nothing')
+            [CompletionResult]::new('db_export', 'db_export', [CompletionResultType]::ParameterValue, 'Export the database as a declarative configuration file (YAML)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'kong;config;help;init' {
+            break
+        }
+        'kong;config;help;parse' {
+            break
+        }
+        'kong;config;help;db_import' {
+            break
+        }
+        'kong;config;help;db_export' {
             break
         }
         'kong;config;help;help' {
@@ -421,9 +469,21 @@ Register-ArgumentCompleter -Native -CommandName 'kong' -ScriptBlock {
         }
         'kong;help;config' {
             [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Write an example declarative configuration file (default ./kong.yml)')
+            [CompletionResult]::new('parse', 'parse', [CompletionResultType]::ParameterValue, 'Check a declarative configuration file (YAML or JSON) without loading it anywhere')
+            [CompletionResult]::new('db_import', 'db_import', [CompletionResultType]::ParameterValue, 'Import a declarative configuration file into the database, all or nothing')
+            [CompletionResult]::new('db_export', 'db_export', [CompletionResultType]::ParameterValue, 'Export the database as a declarative configuration file (YAML)')
             break
         }
         'kong;help;config;init' {
+            break
+        }
+        'kong;help;config;parse' {
+            break
+        }
+        'kong;help;config;db_import' {
+            break
+        }
+        'kong;help;config;db_export' {
             break
         }
         'kong;help;_serve' {

@@ -55,17 +55,35 @@ _kong() {
             kong,version)
                 cmd="kong__subcmd__version"
                 ;;
+            kong__subcmd__config,db_export)
+                cmd="kong__subcmd__config__subcmd__db_export"
+                ;;
+            kong__subcmd__config,db_import)
+                cmd="kong__subcmd__config__subcmd__db_import"
+                ;;
             kong__subcmd__config,help)
                 cmd="kong__subcmd__config__subcmd__help"
                 ;;
             kong__subcmd__config,init)
                 cmd="kong__subcmd__config__subcmd__init"
                 ;;
+            kong__subcmd__config,parse)
+                cmd="kong__subcmd__config__subcmd__parse"
+                ;;
+            kong__subcmd__config__subcmd__help,db_export)
+                cmd="kong__subcmd__config__subcmd__help__subcmd__db_export"
+                ;;
+            kong__subcmd__config__subcmd__help,db_import)
+                cmd="kong__subcmd__config__subcmd__help__subcmd__db_import"
+                ;;
             kong__subcmd__config__subcmd__help,help)
                 cmd="kong__subcmd__config__subcmd__help__subcmd__help"
                 ;;
             kong__subcmd__config__subcmd__help,init)
                 cmd="kong__subcmd__config__subcmd__help__subcmd__init"
+                ;;
+            kong__subcmd__config__subcmd__help,parse)
+                cmd="kong__subcmd__config__subcmd__help__subcmd__parse"
                 ;;
             kong__subcmd__help,_serve)
                 cmd="kong__subcmd__help__subcmd___serve"
@@ -106,8 +124,17 @@ _kong() {
             kong__subcmd__help,version)
                 cmd="kong__subcmd__help__subcmd__version"
                 ;;
+            kong__subcmd__help__subcmd__config,db_export)
+                cmd="kong__subcmd__help__subcmd__config__subcmd__db_export"
+                ;;
+            kong__subcmd__help__subcmd__config,db_import)
+                cmd="kong__subcmd__help__subcmd__config__subcmd__db_import"
+                ;;
             kong__subcmd__help__subcmd__config,init)
                 cmd="kong__subcmd__help__subcmd__config__subcmd__init"
+                ;;
+            kong__subcmd__help__subcmd__config,parse)
+                cmd="kong__subcmd__help__subcmd__config__subcmd__parse"
                 ;;
             kong__subcmd__help__subcmd__migrations,bootstrap)
                 cmd="kong__subcmd__help__subcmd__migrations__subcmd__bootstrap"
@@ -226,7 +253,7 @@ _kong() {
             return 0
             ;;
         kong__subcmd__config)
-            opts="-h --v --vv --help init help"
+            opts="-h --v --vv --help init parse db_import db_export help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -239,9 +266,97 @@ _kong() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        kong__subcmd__config__subcmd__help)
-            opts="init help"
+        kong__subcmd__config__subcmd__db_export)
+            opts="-c -p -h --conf --prefix --v --vv --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --conf)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kong__subcmd__config__subcmd__db_import)
+            opts="-c -p -h --conf --prefix --v --vv --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --conf)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kong__subcmd__config__subcmd__help)
+            opts="init parse db_import db_export help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kong__subcmd__config__subcmd__help__subcmd__db_export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kong__subcmd__config__subcmd__help__subcmd__db_import)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -281,6 +396,20 @@ _kong() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        kong__subcmd__config__subcmd__help__subcmd__parse)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         kong__subcmd__config__subcmd__init)
             opts="-h --v --vv --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -288,6 +417,36 @@ _kong() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kong__subcmd__config__subcmd__parse)
+            opts="-c -p -h --conf --prefix --v --vv --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --conf)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -360,7 +519,7 @@ _kong() {
             return 0
             ;;
         kong__subcmd__help__subcmd__config)
-            opts="init"
+            opts="init parse db_import db_export"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -373,7 +532,49 @@ _kong() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        kong__subcmd__help__subcmd__config__subcmd__db_export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kong__subcmd__help__subcmd__config__subcmd__db_import)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         kong__subcmd__help__subcmd__config__subcmd__init)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kong__subcmd__help__subcmd__config__subcmd__parse)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

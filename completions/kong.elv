@@ -290,6 +290,9 @@ set edit:completion:arg-completer[kong] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
             cand init 'Write an example declarative configuration file (default ./kong.yml)'
+            cand parse 'Check a declarative configuration file (YAML or JSON) without loading it anywhere'
+            cand db_import 'Import a declarative configuration file into the database, all or nothing'
+            cand db_export 'Export the database as a declarative configuration file (YAML)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'kong;config;init'= {
@@ -298,11 +301,50 @@ set edit:completion:arg-completer[kong] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'kong;config;parse'= {
+            cand -c 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)'
+            cand --conf 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)'
+            cand -p 'Override the prefix directory'
+            cand --prefix 'Override the prefix directory'
+            cand --v 'Verbose output (info-level messages on the terminal)'
+            cand --vv 'Debug output'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'kong;config;db_import'= {
+            cand -c 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)'
+            cand --conf 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)'
+            cand -p 'Override the prefix directory'
+            cand --prefix 'Override the prefix directory'
+            cand --v 'Verbose output (info-level messages on the terminal)'
+            cand --vv 'Debug output'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'kong;config;db_export'= {
+            cand -c 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)'
+            cand --conf 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)'
+            cand -p 'Override the prefix directory'
+            cand --prefix 'Override the prefix directory'
+            cand --v 'Verbose output (info-level messages on the terminal)'
+            cand --vv 'Debug output'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'kong;config;help'= {
             cand init 'Write an example declarative configuration file (default ./kong.yml)'
+            cand parse 'Check a declarative configuration file (YAML or JSON) without loading it anywhere'
+            cand db_import 'Import a declarative configuration file into the database, all or nothing'
+            cand db_export 'Export the database as a declarative configuration file (YAML)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'kong;config;help;init'= {
+        }
+        &'kong;config;help;parse'= {
+        }
+        &'kong;config;help;db_import'= {
+        }
+        &'kong;config;help;db_export'= {
         }
         &'kong;config;help;help'= {
         }
@@ -370,8 +412,17 @@ set edit:completion:arg-completer[kong] = {|@words|
         }
         &'kong;help;config'= {
             cand init 'Write an example declarative configuration file (default ./kong.yml)'
+            cand parse 'Check a declarative configuration file (YAML or JSON) without loading it anywhere'
+            cand db_import 'Import a declarative configuration file into the database, all or nothing'
+            cand db_export 'Export the database as a declarative configuration file (YAML)'
         }
         &'kong;help;config;init'= {
+        }
+        &'kong;help;config;parse'= {
+        }
+        &'kong;help;config;db_import'= {
+        }
+        &'kong;help;config;db_export'= {
         }
         &'kong;help;_serve'= {
         }

@@ -175,15 +175,36 @@ complete -c kong -n "__fish_kong_using_subcommand migrations; and __fish_seen_su
 complete -c kong -n "__fish_kong_using_subcommand migrations; and __fish_seen_subcommand_from help" -f -a "status" -d 'Print the migration state as JSON'
 complete -c kong -n "__fish_kong_using_subcommand migrations; and __fish_seen_subcommand_from help" -f -a "reset" -d 'Drop every table of the database: all configuration is lost'
 complete -c kong -n "__fish_kong_using_subcommand migrations; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c kong -n "__fish_kong_using_subcommand config; and not __fish_seen_subcommand_from init help" -l v -d 'Verbose output (info-level messages on the terminal)'
-complete -c kong -n "__fish_kong_using_subcommand config; and not __fish_seen_subcommand_from init help" -l vv -d 'Debug output'
-complete -c kong -n "__fish_kong_using_subcommand config; and not __fish_seen_subcommand_from init help" -s h -l help -d 'Print help'
-complete -c kong -n "__fish_kong_using_subcommand config; and not __fish_seen_subcommand_from init help" -f -a "init" -d 'Write an example declarative configuration file (default ./kong.yml)'
-complete -c kong -n "__fish_kong_using_subcommand config; and not __fish_seen_subcommand_from init help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kong -n "__fish_kong_using_subcommand config; and not __fish_seen_subcommand_from init parse db_import db_export help" -l v -d 'Verbose output (info-level messages on the terminal)'
+complete -c kong -n "__fish_kong_using_subcommand config; and not __fish_seen_subcommand_from init parse db_import db_export help" -l vv -d 'Debug output'
+complete -c kong -n "__fish_kong_using_subcommand config; and not __fish_seen_subcommand_from init parse db_import db_export help" -s h -l help -d 'Print help'
+complete -c kong -n "__fish_kong_using_subcommand config; and not __fish_seen_subcommand_from init parse db_import db_export help" -f -a "init" -d 'Write an example declarative configuration file (default ./kong.yml)'
+complete -c kong -n "__fish_kong_using_subcommand config; and not __fish_seen_subcommand_from init parse db_import db_export help" -f -a "parse" -d 'Check a declarative configuration file (YAML or JSON) without loading it anywhere'
+complete -c kong -n "__fish_kong_using_subcommand config; and not __fish_seen_subcommand_from init parse db_import db_export help" -f -a "db_import" -d 'Import a declarative configuration file into the database, all or nothing'
+complete -c kong -n "__fish_kong_using_subcommand config; and not __fish_seen_subcommand_from init parse db_import db_export help" -f -a "db_export" -d 'Export the database as a declarative configuration file (YAML)'
+complete -c kong -n "__fish_kong_using_subcommand config; and not __fish_seen_subcommand_from init parse db_import db_export help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kong -n "__fish_kong_using_subcommand config; and __fish_seen_subcommand_from init" -l v -d 'Verbose output (info-level messages on the terminal)'
 complete -c kong -n "__fish_kong_using_subcommand config; and __fish_seen_subcommand_from init" -l vv -d 'Debug output'
 complete -c kong -n "__fish_kong_using_subcommand config; and __fish_seen_subcommand_from init" -s h -l help -d 'Print help'
+complete -c kong -n "__fish_kong_using_subcommand config; and __fish_seen_subcommand_from parse" -s c -l conf -d 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)' -r -F
+complete -c kong -n "__fish_kong_using_subcommand config; and __fish_seen_subcommand_from parse" -s p -l prefix -d 'Override the prefix directory' -r -F
+complete -c kong -n "__fish_kong_using_subcommand config; and __fish_seen_subcommand_from parse" -l v -d 'Verbose output (info-level messages on the terminal)'
+complete -c kong -n "__fish_kong_using_subcommand config; and __fish_seen_subcommand_from parse" -l vv -d 'Debug output'
+complete -c kong -n "__fish_kong_using_subcommand config; and __fish_seen_subcommand_from parse" -s h -l help -d 'Print help'
+complete -c kong -n "__fish_kong_using_subcommand config; and __fish_seen_subcommand_from db_import" -s c -l conf -d 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)' -r -F
+complete -c kong -n "__fish_kong_using_subcommand config; and __fish_seen_subcommand_from db_import" -s p -l prefix -d 'Override the prefix directory' -r -F
+complete -c kong -n "__fish_kong_using_subcommand config; and __fish_seen_subcommand_from db_import" -l v -d 'Verbose output (info-level messages on the terminal)'
+complete -c kong -n "__fish_kong_using_subcommand config; and __fish_seen_subcommand_from db_import" -l vv -d 'Debug output'
+complete -c kong -n "__fish_kong_using_subcommand config; and __fish_seen_subcommand_from db_import" -s h -l help -d 'Print help'
+complete -c kong -n "__fish_kong_using_subcommand config; and __fish_seen_subcommand_from db_export" -s c -l conf -d 'Configuration file (default: /etc/kong/kong.conf, then /etc/kong.conf, if present)' -r -F
+complete -c kong -n "__fish_kong_using_subcommand config; and __fish_seen_subcommand_from db_export" -s p -l prefix -d 'Override the prefix directory' -r -F
+complete -c kong -n "__fish_kong_using_subcommand config; and __fish_seen_subcommand_from db_export" -l v -d 'Verbose output (info-level messages on the terminal)'
+complete -c kong -n "__fish_kong_using_subcommand config; and __fish_seen_subcommand_from db_export" -l vv -d 'Debug output'
+complete -c kong -n "__fish_kong_using_subcommand config; and __fish_seen_subcommand_from db_export" -s h -l help -d 'Print help'
 complete -c kong -n "__fish_kong_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "init" -d 'Write an example declarative configuration file (default ./kong.yml)'
+complete -c kong -n "__fish_kong_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "parse" -d 'Check a declarative configuration file (YAML or JSON) without loading it anywhere'
+complete -c kong -n "__fish_kong_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "db_import" -d 'Import a declarative configuration file into the database, all or nothing'
+complete -c kong -n "__fish_kong_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "db_export" -d 'Export the database as a declarative configuration file (YAML)'
 complete -c kong -n "__fish_kong_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kong -n "__fish_kong_using_subcommand _serve" -s p -l prefix -d 'Prefix holding `.kong_env`' -r -F
 complete -c kong -n "__fish_kong_using_subcommand _serve" -l daemon -d 'Report readiness on standard error, then detach from the terminal'
@@ -210,3 +231,6 @@ complete -c kong -n "__fish_kong_using_subcommand help; and __fish_seen_subcomma
 complete -c kong -n "__fish_kong_using_subcommand help; and __fish_seen_subcommand_from migrations" -f -a "status" -d 'Print the migration state as JSON'
 complete -c kong -n "__fish_kong_using_subcommand help; and __fish_seen_subcommand_from migrations" -f -a "reset" -d 'Drop every table of the database: all configuration is lost'
 complete -c kong -n "__fish_kong_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "init" -d 'Write an example declarative configuration file (default ./kong.yml)'
+complete -c kong -n "__fish_kong_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "parse" -d 'Check a declarative configuration file (YAML or JSON) without loading it anywhere'
+complete -c kong -n "__fish_kong_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "db_import" -d 'Import a declarative configuration file into the database, all or nothing'
+complete -c kong -n "__fish_kong_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "db_export" -d 'Export the database as a declarative configuration file (YAML)'

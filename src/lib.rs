@@ -7,6 +7,7 @@
 //! - [`runtime`]: the server side of `kong start`: listeners, signals, reload, drain;
 //! - [`admin`]: the Admin and Status APIs;
 //! - [`proxy`]: client traffic, running from the configuration snapshot only;
+//! - [`declarative`]: the `kong.yml` format: parse, flatten, import and export;
 //! - [`snapshot`]: the configuration the proxy runs from, rebuilt on every datastore change;
 //! - [`store`]: entities, their schemas and backends (embedded SQLite by default);
 //! - [`config`]: `kong.conf` + environment + flags → validated [`config::Config`];
@@ -15,6 +16,7 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod declarative;
 pub mod logging;
 pub mod node;
 pub mod prefix;

@@ -93,6 +93,8 @@ pub struct Node {
     pub counters: Counters,
     /// The configuration snapshot the proxy runs from (swapped by the sync loop).
     pub snapshot: Arc<ArcSwap<Snapshot>>,
+    /// DB-less: MD5 of the loaded declarative configuration, all zeros before any (`/status`).
+    pub configuration_hash: ArcSwap<String>,
 }
 
 impl Node {
@@ -111,6 +113,7 @@ impl Node {
             logs: ArcSwap::from_pointee(logs),
             counters: Counters::default(),
             snapshot: Arc::new(ArcSwap::from_pointee(Snapshot::empty())),
+            configuration_hash: ArcSwap::from_pointee(crate::declarative::EMPTY_HASH.to_owned()),
         }))
     }
 }

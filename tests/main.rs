@@ -9,6 +9,7 @@ mod admin_endpoints;
 mod admin_entities;
 mod admin_info;
 mod config_cli;
+mod declarative;
 mod generated;
 mod install;
 mod lifecycle;

@@ -38,7 +38,8 @@ pub async fn root(State(state): State<AdminState>) -> Response {
     .into_response()
 }
 
-/// `GET /status?unit=m&scale=2`: connection counters, memory and database reachability.
+/// `GET /status?unit=m&scale=2`: connection counters, memory, and database reachability (or,
+/// DB-less, the loaded configuration's hash).
 pub async fn status(
     State(state): State<AdminState>,
     Query(query): Query<HashMap<String, String>>,
@@ -92,10 +93,18 @@ pub async fn status(
         },
     });
     if let Some(obj) = body.as_object_mut() {
-        obj.insert(
-            "database".into(),
-            json!({ "reachable": state.store.reachable().await }),
-        );
+        // As Kong: database reachability with a database, the configuration hash without.
+        if state.store.backend() == "off" {
+            obj.insert(
+                "configuration_hash".into(),
+                json!(state.node.configuration_hash.load().as_str()),
+            );
+        } else {
+            obj.insert(
+                "database".into(),
+                json!({ "reachable": state.store.reachable().await }),
+            );
+        }
     }
     Json(body).into_response()
 }

@@ -33,7 +33,9 @@ fn verbosity() -> u8 {
     VERBOSITY.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-fn load(
+/// Resolves the configuration from `-c`/`-p`, the environment and `extra` flag overrides,
+/// printing warnings (and, with `--v`, what was read).
+pub(super) fn load(
     conf: &ConfArgs,
     extra: Vec<(&'static str, &'static str, String)>,
 ) -> anyhow::Result<Config> {

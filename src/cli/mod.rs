@@ -4,6 +4,7 @@
 //! Subcommands that report a state through their code (`kong migrations list`) return it.
 
 mod check;
+mod declarative;
 pub mod generate;
 mod lifecycle;
 pub mod migrations;
@@ -139,6 +140,35 @@ pub enum ConfigCommand {
         #[arg(value_name = "FILE", default_value = "kong.yml")]
         file: PathBuf,
     },
+    /// Check a declarative configuration file (YAML or JSON) without loading it anywhere.
+    Parse {
+        /// The file to check.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// `-c` and `-p`: which node configuration (and so which database).
+        #[command(flatten)]
+        conf: ConfArgs,
+    },
+    /// Import a declarative configuration file into the database, all or nothing.
+    #[command(name = "db_import", alias = "db-import")]
+    DbImport {
+        /// The file to import.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// `-c` and `-p`: which node configuration (and so which database).
+        #[command(flatten)]
+        conf: ConfArgs,
+    },
+    /// Export the database as a declarative configuration file (YAML).
+    #[command(name = "db_export", alias = "db-export")]
+    DbExport {
+        /// Target file, which must not exist yet (default: standard output).
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// `-c` and `-p`: which node configuration (and so which database).
+        #[command(flatten)]
+        conf: ConfArgs,
+    },
 }
 
 /// The clap command tree (for completions and man pages).
@@ -189,6 +219,11 @@ pub fn run() -> anyhow::Result<i32> {
         Command::Migrations(args) => migrations::run(&args),
         Command::Config { command } => match command {
             ConfigCommand::Init { file } => check::config_init(&file).map(|_| 0),
+            ConfigCommand::Parse { file, conf } => declarative::parse(&file, &conf),
+            ConfigCommand::DbImport { file, conf } => declarative::db_import(&file, &conf),
+            ConfigCommand::DbExport { file, conf } => {
+                declarative::db_export(file.as_deref(), &conf)
+            }
         },
         Command::Serve { prefix, daemon } => lifecycle::serve(&prefix, daemon).map(|_| 0),
     }

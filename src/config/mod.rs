@@ -352,6 +352,7 @@ fn build(raw: &RawMap, env: &dyn Env, warnings: &mut Vec<String>) -> Result<Conf
         }
     }
 
+    let declarative_config = r.get("declarative_config").map(absolute);
     let config = Config {
         log_level,
         log_json: r.get("log_format") == Some("json"),
@@ -365,7 +366,7 @@ fn build(raw: &RawMap, env: &dyn Env, warnings: &mut Vec<String>) -> Result<Conf
         status_listen: r.listeners("status_listen"),
         database,
         sqlite_path: prefix.join(r.get("sqlite_path").unwrap_or("kong.db")),
-        declarative_config: r.get("declarative_config").map(PathBuf::from),
+        declarative_config: declarative_config.clone(),
         declarative_config_string: r.opt_string("declarative_config_string"),
         pg,
         pg_ro,
@@ -396,6 +397,12 @@ fn build(raw: &RawMap, env: &dyn Env, warnings: &mut Vec<String>) -> Result<Conf
             .iter()
             .map(|(k, v)| (k.clone(), v.value.clone().filter(|s| !s.trim().is_empty())))
             .chain([("prefix".to_string(), Some(prefix.display().to_string()))])
+            .chain(declarative_config.map(|p| {
+                (
+                    "declarative_config".to_string(),
+                    Some(p.display().to_string()),
+                )
+            }))
             .collect(),
         prefix,
     };
@@ -475,6 +482,18 @@ fn resolve_prefix(configured: Option<&str>, env: &dyn Env, raw: &RawMap) -> Path
             .map(|cwd| cwd.join(&path))
             .unwrap_or(path)
     }
+}
+
+/// `path` made absolute against the working directory, as Kong does for `declarative_config`
+/// (the node may run elsewhere than where `kong start` was typed).
+fn absolute(path: &str) -> PathBuf {
+    let path = PathBuf::from(path);
+    if path.is_absolute() {
+        return path;
+    }
+    std::env::current_dir()
+        .map(|cwd| cwd.join(&path))
+        .unwrap_or(path)
 }
 
 /// The default prefix for the current user (see [`resolve_prefix`]).
@@ -610,6 +629,26 @@ mod tests {
         assert_eq!(c.pg.port, 5432);
         assert_eq!(c.admin_client_max_body_size, 10 << 20);
         assert_eq!(c.upstream_keepalive_pool_size, 512);
+    }
+
+    #[test]
+    fn declarative_config_is_made_absolute() {
+        let c = load_with(
+            None,
+            &[
+                ("HOME", "/home/x"),
+                ("KONG_DECLARATIVE_CONFIG", "conf/kong.yml"),
+            ],
+            vec![],
+        )
+        .expect("valid")
+        .config;
+        let cwd = std::env::current_dir().expect("cwd");
+        assert_eq!(c.declarative_config, Some(cwd.join("conf/kong.yml")));
+        assert!(c.to_kong_env().contains(&format!(
+            "declarative_config = {}\n",
+            cwd.join("conf/kong.yml").display()
+        )));
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub enum RuntimeError {
     /// The datastore could not be opened.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// A DB-less node's declarative configuration is invalid.
+    #[error(transparent)]
+    Declarative(#[from] crate::declarative::ConfiguredError),
     /// A listener could not be bound.
     #[error(transparent)]
     Bind(#[from] listener::BindError),
@@ -132,6 +135,13 @@ async fn serve(
         .await?
         .with_node_id(&node_id.to_string());
     let node = Node::new(config.clone(), node_id).map_err(RuntimeError::Logs)?;
+    if config.database == config::Database::Off {
+        // Before any listener: an invalid file stops the start, nothing is left running.
+        if let Some(applied) = crate::declarative::load_configured(&config, &store).await? {
+            tracing::info!(entities = ?applied.summary, hash = %applied.hash, "declarative configuration loaded");
+            node.configuration_hash.store(Arc::new(applied.hash));
+        }
+    }
     // The first snapshot is built before any listener opens: a node never serves without one.
     let sync = crate::snapshot::spawn_sync(store.clone(), node.snapshot.clone()).await?;
     let state = AdminState {

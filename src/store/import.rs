@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::backend::memory::MemoryState;
 use super::backend::{Change, Tx};
-use super::dao::{insert_in, upsert_in, EntityKey, WriteOptions};
+use super::dao::{find, insert_in, upsert_in, EntityKey, WriteOptions};
 use super::error::DbError;
 use super::schema::{Doc, Schema};
 use super::{entities, Store};
@@ -104,15 +104,32 @@ impl Store {
                 None
             };
             let target = staging.as_mut().unwrap_or(&mut tx);
-            for item in items {
-                let result = match item.doc.get("id").and_then(Value::as_str) {
-                    Some(id) if uuid::Uuid::parse_str(id).is_ok() => {
-                        let key = EntityKey::Id(id.to_ascii_lowercase());
-                        upsert_in(target, item.schema, &key, item.doc, write_opts, &ctx)
-                            .await
-                            .map(|_| ())
+            for mut item in items {
+                let id = match item.doc.get("id").and_then(Value::as_str) {
+                    Some(id) if uuid::Uuid::parse_str(id).is_ok() => Some(id.to_ascii_lowercase()),
+                    _ => None,
+                };
+                let result = match id {
+                    Some(id) => {
+                        let key = EntityKey::Id(id.clone());
+                        match find(target, item.schema, &key).await {
+                            Ok(Some(_)) => {
+                                upsert_in(target, item.schema, &key, item.doc, write_opts, &ctx)
+                                    .await
+                                    .map(|_| ())
+                            }
+                            // New entities keep the timestamps the document gives (an export
+                            // imported elsewhere exports the same again).
+                            Ok(None) => {
+                                item.doc.insert("id".into(), Value::from(id));
+                                insert_in(target, item.schema, item.doc, write_opts, &ctx)
+                                    .await
+                                    .map(|_| ())
+                            }
+                            Err(e) => Err(e),
+                        }
                     }
-                    _ => insert_in(target, item.schema, item.doc, write_opts, &ctx)
+                    None => insert_in(target, item.schema, item.doc, write_opts, &ctx)
                         .await
                         .map(|_| ()),
                 };

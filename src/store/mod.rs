@@ -122,6 +122,13 @@ impl Store {
         self.with(|i| i.plugins = plugins)
     }
 
+    /// An empty in-memory store validating with this store's plugins: a place to try an import
+    /// without touching this one.
+    pub fn scratch(&self) -> Store {
+        let plugins = self.inner.plugins.clone();
+        Store::memory().with(|i| i.plugins = plugins)
+    }
+
     /// This store recording changes as made by node `id`.
     pub fn with_node_id(&self, id: &str) -> Store {
         let id = id.to_owned();

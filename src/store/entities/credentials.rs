@@ -29,6 +29,7 @@ pub fn keyauth_credentials() -> Schema {
         Record::new(fields),
     );
     s.ttl = true;
+    s.cache_key = &["key"];
     s
 }
 
@@ -99,7 +100,9 @@ pub fn jwt_secrets() -> Schema {
     let record = Record::new(fields).checks(vec![crate::store::schema::EntityCheck::Custom(
         public_key_required,
     )]);
-    schema("jwt_secrets", Some("key"), Timestamps::CreatedOnly, record)
+    let mut s = schema("jwt_secrets", Some("key"), Timestamps::CreatedOnly, record);
+    s.cache_key = &["key"];
+    s
 }
 
 /// Asymmetric algorithms verify with a public key, which must then be given and parse.

@@ -142,10 +142,9 @@ pub fn path(v: &Value) -> Result<(), String> {
             && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
                 && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
         {
-            return Err(format!(
-                "invalid url-encoded value: '{}'",
-                &s[i..(i + 3).min(s.len())]
-            ));
+            // Three characters, not bytes: the next ones may be multi-byte.
+            let escape: String = s.get(i..).unwrap_or_default().chars().take(3).collect();
+            return Err(format!("invalid url-encoded value: '{escape}'"));
         }
     }
     Ok(())
@@ -292,6 +291,11 @@ mod tests {
         assert!(path(&json!("a")).is_err());
         assert!(path(&json!("/a//b")).is_err());
         assert!(path(&json!("/a%zz")).is_err());
+        // An escape cut short by a multi-byte character is an error, not a panic.
+        assert_eq!(
+            path(&json!("/%aé")),
+            Err("invalid url-encoded value: '%aé'".into())
+        );
         assert!(ip_or_cidr(&json!("10.0.0.0/8")).is_ok());
         assert!(ip_or_cidr(&json!("10.0.0.0/33")).is_err());
         assert!(tag(&json!("a,b")).is_err());
