@@ -5,6 +5,7 @@
 mod support;
 
 mod admin_client;
+mod admin_config;
 mod admin_endpoints;
 mod admin_entities;
 mod admin_info;

@@ -16,6 +16,7 @@ pub const STATIC: &[(&str, &[&str])] = &[
     ("/", &["GET"]),
     ("/status", &["GET"]),
     ("/endpoints", &["GET"]),
+    ("/config", &["GET", "POST"]),
     ("/cache", &["DELETE"]),
     ("/cache/{key}", &["GET", "DELETE"]),
     ("/openapi.json", &["GET"]),

@@ -7,6 +7,7 @@
 
 mod cache;
 mod catalogue;
+mod config;
 mod endpoints;
 mod entities;
 mod error;
@@ -39,6 +40,8 @@ pub struct AdminState {
     pub node: Arc<Node>,
     /// The datastore.
     pub store: Store,
+    /// Held while `POST /config` loads a configuration: one load at a time.
+    pub config_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Kong's JSON message body: `{"message": "..."}`.
@@ -59,6 +62,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/plugins/enabled", get(schemas::enabled))
         .route("/cache", delete(cache::purge))
         .route("/cache/{key}", get(cache::get_key).delete(cache::purge))
+        .route("/config", get(config::get).post(config::post))
         .route("/endpoints", get(endpoints::list))
         .route("/openapi.json", get(endpoints::document))
         .route("/tags", get(tags::all))

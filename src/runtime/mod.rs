@@ -147,6 +147,7 @@ async fn serve(
     let state = AdminState {
         node: node.clone(),
         store,
+        config_lock: Arc::default(),
     };
     let mut server = Server {
         proxy: Proxy::new(node.clone()),
