@@ -50,7 +50,7 @@ fn truthy(v: Option<&str>) -> bool {
 fn input(
     headers: &HeaderMap,
     body: &Bytes,
-) -> Result<(Option<Input>, Map<String, Value>), Response> {
+) -> Result<(Option<Input>, Map<String, Value>), Box<Response>> {
     let content_type = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -59,10 +59,18 @@ fn input(
     if content_type.starts_with("application/json") {
         let parsed: Value = match serde_json::from_slice(body) {
             Ok(v) => v,
-            Err(_) => return Err(message(StatusCode::BAD_REQUEST, "Cannot parse JSON body")),
+            Err(_) => {
+                return Err(Box::new(message(
+                    StatusCode::BAD_REQUEST,
+                    "Cannot parse JSON body",
+                )))
+            }
         };
         let Value::Object(mut obj) = parsed else {
-            return Err(message(StatusCode::BAD_REQUEST, "Cannot parse JSON body"));
+            return Err(Box::new(message(
+                StatusCode::BAD_REQUEST,
+                "Cannot parse JSON body",
+            )));
         };
         if obj.contains_key("_format_version") {
             return Ok((Some(Input::Object(Value::Object(obj))), Map::new()));
@@ -119,7 +127,7 @@ pub async fn post(
     };
     let (found, params) = match input(&headers, &body) {
         Ok(x) => x,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let query: Map<String, Value> = uri
         .query()
