@@ -5,6 +5,7 @@
 //! The entity endpoints arrive with the Admin API work; this module provides the node
 //! endpoints (`GET /`, `GET /status`) and Kong's JSON 404/405 answers.
 
+pub mod body;
 mod info;
 
 use std::sync::Arc;
