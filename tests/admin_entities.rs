@@ -355,3 +355,75 @@ fn schemas_validate_and_tags() {
     let bad = api.expect("GET", "/tags/%FF", None, 400);
     assert!(bad["message"].as_str().is_some_and(|m| m.contains("utf-8")));
 }
+
+#[test]
+fn form_and_multipart_bodies_are_typed_by_the_schema() {
+    let kong = Kong::start("");
+    let form = |path: &str, body: &str| {
+        send(
+            "POST",
+            &kong.admin(path),
+            &[("content-type", "application/x-www-form-urlencoded")],
+            Some(body.to_owned()),
+        )
+    };
+    let svc = form(
+        "/services",
+        "name=f&url=http://f.internal:81&retries=3&tags[]=a&tags[]=b&tls_verify=",
+    );
+    assert_eq!(svc.status, 201, "{}", svc.body);
+    let svc = svc.json();
+    assert_eq!(
+        (
+            svc["retries"].clone(),
+            svc["port"].clone(),
+            svc["tags"].clone()
+        ),
+        (json!(3), json!(81), json!(["a", "b"]))
+    );
+    assert_eq!(svc["tls_verify"], Value::Null, "empty means null");
+    let route = form(
+        "/routes",
+        "paths=/only&service.name=f&methods[1]=GET&methods[2]=POST",
+    );
+    assert_eq!(route.status, 201, "{}", route.body);
+    let route = route.json();
+    assert_eq!(
+        route["paths"],
+        json!(["/only"]),
+        "a single value for an array field"
+    );
+    assert_eq!(route["methods"], json!(["GET", "POST"]));
+    assert_eq!(route["service"]["id"], svc["id"]);
+    let bad = form("/services", "host=h&port=eighty");
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["fields"]["port"], "expected an integer");
+
+    let boundary = "XyZ";
+    let body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nmulti\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"tags[]\"\r\n\r\nx\r\n--{boundary}--\r\n");
+    let ct = format!("multipart/form-data; boundary={boundary}");
+    let consumer = send(
+        "POST",
+        &kong.admin("/consumers"),
+        &[("content-type", ct.as_str())],
+        Some(body),
+    );
+    assert_eq!(consumer.status, 201, "{}", consumer.body);
+    assert_eq!(consumer.json()["tags"], json!(["x"]));
+    let two = send(
+        "POST",
+        &kong.admin("/consumers"),
+        &[
+            ("content-type", "application/json"),
+            ("content-type", "application/json"),
+        ],
+        Some("{}".into()),
+    );
+    assert_eq!(
+        (two.status, two.json()),
+        (
+            400,
+            json!({"message": "Multiple Content-Type headers not allowed"})
+        )
+    );
+}

@@ -99,10 +99,10 @@ fn input(
     }
     match std::str::from_utf8(body) {
         Ok(text) => Ok((Some(Input::Text(text.to_owned())), Map::new())),
-        Err(_) => Err(message(
+        Err(_) => Err(Box::new(message(
             StatusCode::BAD_REQUEST,
             "expected a declarative configuration",
-        )),
+        ))),
     }
 }
 

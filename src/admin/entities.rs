@@ -14,6 +14,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Map, Value};
 
+use super::body;
 use super::catalogue::{self, Collection, Nested};
 use super::error::ApiError;
 use super::AdminState;
@@ -195,30 +196,27 @@ fn child_schema(n: &Nested) -> Result<&'static Schema, ApiError> {
     crate::store::entities::entity(n.entity).ok_or(ApiError::NotFound)
 }
 
-/// The request body as an entity document.
-fn body_doc(req: &Req) -> Result<Doc, ApiError> {
-    if req.body.is_empty() {
-        return Ok(Map::new());
-    }
-    let json = req
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            ct.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/json")
-        });
-    if !json {
-        return Err(ApiError::Status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
-    }
-    match serde_json::from_slice(&req.body) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err(ApiError::message(
-            StatusCode::BAD_REQUEST,
-            "Cannot parse JSON body",
-        )),
-    }
+/// The request body as an entity document for `schema`: JSON as sent, forms typed by the schema
+/// (a plugin's `config` by its plugin's schema, the name taken from the body or `existing`).
+fn body_doc(
+    req: &Req,
+    store: &Store,
+    schema: &Schema,
+    existing: Option<&Doc>,
+) -> Result<Doc, ApiError> {
+    let decoded = body::decode(&req.headers, &req.body)?;
+    let name = decoded.text("name").map(str::to_owned).or_else(|| {
+        existing
+            .and_then(|d| d.get("name"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
+    let plugins = store.plugins();
+    let any = match (schema.name, name) {
+        ("plugins", Some(n)) => plugins.plugin(&n).map(|p| &p.config),
+        _ => None,
+    };
+    Ok(decoded.into_doc(&schema.record, any)?)
 }
 
 fn dbless(store: &Store) -> bool {
@@ -306,7 +304,7 @@ async fn collection(
     if dbless(store) {
         return Err(unsupported("create", schema.name, None));
     }
-    let doc = body_doc(req)?;
+    let doc = body_doc(req, store, schema, None)?;
     let created = store
         .insert(schema.name, doc, WriteOptions::default())
         .await?;
@@ -398,7 +396,7 @@ async fn entity(
                     by_key(schema, &key),
                 ));
             }
-            let mut doc = body_doc(req)?;
+            let mut doc = body_doc(req, store, schema, existing.as_ref())?;
             if schema.name == "certificates"
                 && uuid::Uuid::parse_str(x).is_err()
                 && existing.is_none()
@@ -425,7 +423,7 @@ async fn entity(
             if dbless(store) {
                 return Err(unsupported("update", schema.name, None));
             }
-            let doc = body_doc(req)?;
+            let doc = body_doc(req, store, schema, Some(&old))?;
             let stored = store
                 .update(
                     schema.name,
@@ -498,7 +496,7 @@ async fn nested_collection(
     if dbless(store) {
         return Err(unsupported("create", schema.name, None));
     }
-    let mut doc = body_doc(req)?;
+    let mut doc = body_doc(req, store, schema, None)?;
     doc.insert(n.fk.to_owned(), json!({ "id": parent_id }));
     let created = store
         .insert(schema.name, doc, WriteOptions::default())
@@ -607,7 +605,7 @@ async fn nested_entity(
             if dbless(store) {
                 return Err(unsupported("update", schema.name, None));
             }
-            let mut doc = body_doc(req)?;
+            let mut doc = body_doc(req, store, schema, Some(&old))?;
             if !doc.contains_key(n.fk) {
                 doc.insert(n.fk.to_owned(), json!({ "id": parent_id }));
             }
@@ -625,7 +623,7 @@ async fn nested_entity(
             if dbless(store) {
                 return Err(unsupported("create or update", schema.name, None));
             }
-            let mut doc = body_doc(req)?;
+            let mut doc = body_doc(req, store, schema, existing.as_ref())?;
             doc.insert(n.fk.to_owned(), json!({ "id": parent_id }));
             let key = match &existing {
                 Some(d) => EntityKey::Id(id_of(d)),
@@ -670,7 +668,10 @@ async fn foreign(
             if dbless(store) {
                 return Err(unsupported("update", target.name, None));
             }
-            let body = body_doc(req)?;
+            let current = store
+                .select(target.name, &EntityKey::Id(id.clone()))
+                .await?;
+            let body = body_doc(req, store, target, current.as_ref())?;
             let stored = store
                 .update(
                     target.name,
@@ -685,7 +686,7 @@ async fn foreign(
             if dbless(store) {
                 return Err(unsupported("create or update", target.name, None));
             }
-            let body = body_doc(req)?;
+            let body = body_doc(req, store, target, None)?;
             // Without a link, PUT creates the referenced entity and links it.
             let id = linked.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
             let stored = store

@@ -31,6 +31,15 @@ pub enum ApiError {
     Status(StatusCode),
 }
 
+impl From<super::body::BodyError> for ApiError {
+    fn from(e: super::body::BodyError) -> ApiError {
+        match e.message() {
+            Some(text) => ApiError::Message(e.status(), text),
+            None => ApiError::Status(e.status()),
+        }
+    }
+}
+
 impl ApiError {
     /// A `{"message": ...}` answer with `status`.
     pub fn message(status: StatusCode, text: impl Into<String>) -> ApiError {

@@ -2,9 +2,12 @@
 //!
 //! [`router`] returns an axum `Router`, so tests can drive the API without a socket; the
 //! runtime serves it through [`Api`], which adds Kong's response headers and the access log.
-//! The entity endpoints arrive with the Admin API work; this module provides the node
-//! endpoints (`GET /`, `GET /status`) and Kong's JSON 404/405 answers.
+//! Node endpoints (`GET /`, `/status`) live in `info`; the generated entity endpoints in
+//! `entities` (driven by `catalogue`); schemas, tags, `/config`, `/cache`, `/endpoints` and
+//! `/openapi.json` in their own modules; request bodies are decoded in [`body`]; every failure
+//! becomes a response in `error`.
 
+pub mod body;
 mod cache;
 mod catalogue;
 mod config;
