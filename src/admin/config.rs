@@ -45,12 +45,12 @@ fn truthy(v: Option<&str>) -> bool {
     matches!(v, Some("true" | "1" | "on" | "yes"))
 }
 
+/// The document found in a request, if any, and the other parameters sent beside it.
+type Found = (Option<Input>, Map<String, Value>);
+
 /// Finds the document in the request: a JSON body holding `_format_version`, else a `config`
 /// parameter (JSON or form), else the raw body.
-fn input(
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> Result<(Option<Input>, Map<String, Value>), Box<Response>> {
+fn input(headers: &HeaderMap, body: &Bytes) -> Result<Found, Box<Response>> {
     let content_type = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
