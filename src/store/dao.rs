@@ -676,7 +676,7 @@ async fn write_in(
             .collect(),
         _ => Vec::new(),
     };
-    tx.put(&Row {
+    tx.put(Row {
         entity: schema.name,
         id: id.clone(),
         data: doc.clone(),

@@ -166,16 +166,24 @@ impl Store {
 
     /// Every stored entity, grouped per entity in dependency order, each group ordered by id.
     pub async fn export(&self) -> Result<Vec<(&'static str, Vec<Doc>)>, DbError> {
+        let mut out: Vec<(&'static str, Vec<Doc>)> = Vec::new();
+        self.scan(|name, page| match out.last_mut() {
+            Some((last, docs)) if *last == name => docs.extend(page),
+            _ => out.push((name, page)),
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Reads every stored entity in one consistent transaction, handing them to `each` a page
+    /// (up to 1,000 entities of one type) at a time, in the order of [`Store::export`]; every
+    /// entity type is visited, with an empty page when it has none. Memory stays bounded by
+    /// the page, whatever the configuration's size.
+    pub async fn scan(&self, mut each: impl FnMut(&'static str, Vec<Doc>)) -> Result<(), DbError> {
         let mut tx = self.read().await?;
-        let mut out = Vec::new();
         for schema in entities::all() {
-            let mut docs: Vec<Doc> = Vec::new();
+            let mut after: Option<String> = None;
             loop {
-                let after = docs
-                    .last()
-                    .and_then(|d| d.get("id"))
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
                 let q = super::backend::PageQuery {
                     entity: schema.name,
                     after: after.as_deref(),
@@ -185,13 +193,19 @@ impl Store {
                 };
                 let page = tx.page(&q).await?;
                 let done = page.len() < 1000;
-                docs.extend(page);
+                after = page
+                    .last()
+                    .and_then(|d| d.get("id"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                if !page.is_empty() || after.is_none() {
+                    each(schema.name, page);
+                }
                 if done {
                     break;
                 }
             }
-            out.push((schema.name, docs));
         }
-        Ok(out)
+        Ok(())
     }
 }

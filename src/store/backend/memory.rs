@@ -160,7 +160,7 @@ impl MemoryTx {
         all
     }
 
-    pub(crate) fn put(&mut self, row: &Row) {
+    pub(crate) fn put(&mut self, row: Row) {
         self.remove(row.entity, &row.id);
         let db = self.db_mut();
         for (key, value) in &row.keys {

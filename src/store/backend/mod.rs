@@ -138,9 +138,9 @@ impl Tx {
         }
     }
 
-    pub(crate) async fn put(&mut self, row: &Row) -> Result<(), DbError> {
+    pub(crate) async fn put(&mut self, row: Row) -> Result<(), DbError> {
         match self {
-            Tx::Sql(t) => t.put(row).await,
+            Tx::Sql(t) => t.put(&row).await,
             Tx::Memory(t) => {
                 t.put(row);
                 Ok(())
@@ -154,7 +154,7 @@ impl Tx {
             Tx::Sql(t) => t.insert_many(rows).await,
             Tx::Memory(t) => {
                 for row in rows {
-                    t.put(row);
+                    t.put(row.clone());
                 }
                 Ok(())
             }

@@ -165,55 +165,47 @@ impl SqlTx {
         Ok(())
     }
 
+    /// Inserts rows known to be new, a column batch at a time (bulk imports): PostgreSQL gets
+    /// whole columns as arrays, SQLite multi-row `VALUES` lists, so neither pays a statement
+    /// per row.
     pub(crate) async fn insert_many(&mut self, rows: &[Row]) -> Result<(), DbError> {
-        match self {
-            // SQLite statements are local calls: one prepared insert per row is fast.
-            SqlTx::Sqlite(_) => {
-                for row in rows {
-                    self.insert(row).await?;
+        for chunk in rows.chunks(5000) {
+            let mut e = Columns::<3>::default();
+            let mut k = Columns::<4>::default();
+            let mut r = Columns::<5>::default();
+            let mut t = Columns::<3>::default();
+            for row in chunk {
+                let data = serde_json::Value::Object(row.data.clone()).to_string();
+                e.push([row.entity.into(), row.id.clone(), data]);
+                for (key, value) in &row.keys {
+                    k.push([
+                        row.entity.into(),
+                        key.clone(),
+                        value.clone(),
+                        row.id.clone(),
+                    ]);
                 }
-                Ok(())
-            }
-            // PostgreSQL pays a round trip per statement: send whole columns as arrays.
-            SqlTx::Postgres(c) => {
-                for chunk in rows.chunks(5000) {
-                    let mut e = Columns::<3>::default();
-                    let mut k = Columns::<4>::default();
-                    let mut r = Columns::<5>::default();
-                    let mut t = Columns::<3>::default();
-                    for row in chunk {
-                        let data = serde_json::Value::Object(row.data.clone()).to_string();
-                        e.push([row.entity.into(), row.id.clone(), data]);
-                        for (key, value) in &row.keys {
-                            k.push([
-                                row.entity.into(),
-                                key.clone(),
-                                value.clone(),
-                                row.id.clone(),
-                            ]);
-                        }
-                        for x in &row.refs {
-                            r.push([
-                                row.entity.into(),
-                                row.id.clone(),
-                                x.field.into(),
-                                x.entity.into(),
-                                x.id.clone(),
-                            ]);
-                        }
-                        for tag in &row.tags {
-                            t.push([row.entity.into(), row.id.clone(), tag.clone()]);
-                        }
-                    }
-                    e.insert(c, "entities (entity, id, data)").await?;
-                    k.insert(c, "entity_keys (entity, key, value, id)").await?;
-                    r.insert(c, "entity_refs (entity, id, field, ref_entity, ref_id)")
-                        .await?;
-                    t.insert(c, "entity_tags (entity, id, tag)").await?;
+                for x in &row.refs {
+                    r.push([
+                        row.entity.into(),
+                        row.id.clone(),
+                        x.field.into(),
+                        x.entity.into(),
+                        x.id.clone(),
+                    ]);
                 }
-                Ok(())
+                for tag in &row.tags {
+                    t.push([row.entity.into(), row.id.clone(), tag.clone()]);
+                }
             }
+            e.insert(self, "entities (entity, id, data)").await?;
+            k.insert(self, "entity_keys (entity, key, value, id)")
+                .await?;
+            r.insert(self, "entity_refs (entity, id, field, ref_entity, ref_id)")
+                .await?;
+            t.insert(self, "entity_tags (entity, id, tag)").await?;
         }
+        Ok(())
     }
 
     pub(crate) async fn remove(&mut self, entity: &str, id: &str) -> Result<(), DbError> {
@@ -294,24 +286,49 @@ impl<const N: usize> Columns<N> {
         }
     }
 
-    async fn insert(
-        self,
-        c: &mut Transaction<'static, Postgres>,
-        target: &str,
-    ) -> Result<(), DbError> {
+    async fn insert(self, tx: &mut SqlTx, target: &str) -> Result<(), DbError> {
         if self.cols[0].is_empty() {
             return Ok(());
         }
-        let args: Vec<String> = (1..=N).map(|i| format!("${i}::text[]")).collect();
-        let sql = format!(
-            "INSERT INTO {target} SELECT * FROM UNNEST({})",
-            args.join(", ")
-        );
-        let mut q = sqlx::query(&sql);
-        for col in self.cols {
-            q = q.bind(col);
+        match tx {
+            SqlTx::Postgres(c) => {
+                let args: Vec<String> = (1..=N).map(|i| format!("${i}::text[]")).collect();
+                let sql = format!(
+                    "INSERT INTO {target} SELECT * FROM UNNEST({})",
+                    args.join(", ")
+                );
+                let mut q = sqlx::query(&sql);
+                for col in self.cols {
+                    q = q.bind(col);
+                }
+                q.execute(&mut **c).await?;
+            }
+            SqlTx::Sqlite(c) => {
+                // Well under SQLite's limit of 32766 bound parameters per statement.
+                const ROWS: usize = 500;
+                let total = self.cols[0].len();
+                let mut start = 0;
+                while start < total {
+                    let end = (start + ROWS).min(total);
+                    let tuples: Vec<String> = (0..end - start)
+                        .map(|r| {
+                            let ps: Vec<String> =
+                                (1..=N).map(|c| format!("${}", r * N + c)).collect();
+                            format!("({})", ps.join(", "))
+                        })
+                        .collect();
+                    let sql = format!("INSERT INTO {target} VALUES {}", tuples.join(", "));
+                    let mut q = sqlx::query(&sql);
+                    for row in start..end {
+                        for col in &self.cols {
+                            q = q.bind(col[row].as_str());
+                        }
+                    }
+                    q.execute(&mut **c).await?;
+                    start = end;
+                }
+            }
         }
-        q.execute(&mut **c).await?;
         Ok(())
     }
 }
