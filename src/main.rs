@@ -1,5 +1,13 @@
 //! The `kong` binary: parses the command line, runs it, owns the exit code.
 
+/// mimalloc instead of the system allocator: a node replaces its whole configuration at once
+/// (`POST /config`, reloads of large files) on whichever worker thread runs the request, and
+/// glibc's per-thread arenas kept such bursts as resident memory that later loads did not
+/// reuse (RSS grew by the configuration's size with every load). mimalloc reuses and returns
+/// freed pages across threads.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let code = match kong::cli::run() {
         Ok(code) => code,

@@ -162,8 +162,8 @@ pub async fn post(
             .insert(http::header::RETRY_AFTER, HeaderValue::from_static("60"));
         return resp;
     };
-    let (text, sent) = match found {
-        Input::Text(t) => (t.clone(), serde_norway::from_str::<Value>(&t).ok()),
+    let (text, object) = match found {
+        Input::Text(t) => (t, None),
         Input::Object(v) => (v.to_string(), Some(v)),
     };
     let hash = declarative::configuration_hash(&text);
@@ -176,33 +176,66 @@ pub async fn post(
                 .node
                 .configuration_hash
                 .store(std::sync::Arc::new(applied.hash));
+            drop(text);
             loaded(&state).await
         }
-        Err(e) => invalid(e, sent.as_ref(), flatten),
+        Err(e) => {
+            // The entities as sent are only needed to explain errors entity by entity.
+            let sent = match (flatten, object) {
+                (false, _) => None,
+                (true, Some(v)) => Some(v),
+                (true, None) => serde_norway::from_str::<Value>(&text).ok(),
+            };
+            invalid(e, sent.as_ref(), flatten)
+        }
     }
 }
 
-/// 201 with every loaded entity: `{"<entity>": {"<id>": {...}}}`.
+/// 201 with every loaded entity: `{"<entity>": {"<id>": {...}}}`, written page by page so a
+/// large configuration is never held twice as parsed documents.
 async fn loaded(state: &AdminState) -> Response {
-    match state.store.export().await {
-        Ok(groups) => {
-            let mut out = Map::new();
-            for (name, docs) in groups {
-                let by_id: Map<String, Value> = docs
-                    .into_iter()
-                    .map(|d| {
-                        let id = d
-                            .get("id")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_owned();
-                        (id, Value::Object(d))
-                    })
-                    .collect();
-                out.insert(name.to_owned(), Value::Object(by_id));
+    let mut out = String::from("{");
+    let mut current: Option<&'static str> = None;
+    let mut first_in_group = true;
+    let scanned = state
+        .store
+        .scan(|name, docs| {
+            if current != Some(name) {
+                if current.is_some() {
+                    out.push_str("},");
+                }
+                out.push_str(&Value::from(name).to_string());
+                out.push_str(":{");
+                current = Some(name);
+                first_in_group = true;
             }
-            (StatusCode::CREATED, Json(Value::Object(out))).into_response()
-        }
+            for doc in docs {
+                let id = doc
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                if !first_in_group {
+                    out.push(',');
+                }
+                first_in_group = false;
+                out.push_str(&Value::from(id).to_string());
+                out.push(':');
+                out.push_str(&Value::Object(doc).to_string());
+            }
+        })
+        .await;
+    if current.is_some() {
+        out.push('}');
+    }
+    out.push('}');
+    match scanned {
+        Ok(()) => (
+            StatusCode::CREATED,
+            [(http::header::CONTENT_TYPE, "application/json")],
+            out,
+        )
+            .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "POST /config: reading back the loaded configuration failed");
             message(

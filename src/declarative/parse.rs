@@ -183,6 +183,18 @@ fn yaml(text: &str) -> Result<Value, SyntaxError> {
     if text.trim().is_empty() {
         return Ok(Value::Null);
     }
+    // Fast path: straight into JSON values, without first building the YAML tree (which takes
+    // several times the memory of the result). Documents that need the YAML tree (merge keys,
+    // non-finite numbers, non-string keys) or that fail take the careful path below, which
+    // also gives the precise error.
+    let lower = text.to_ascii_lowercase();
+    let special = text.contains("<<") || lower.contains(".inf") || lower.contains(".nan");
+    drop(lower);
+    if !special {
+        if let Ok(value) = serde_norway::from_str::<Value>(text) {
+            return Ok(value);
+        }
+    }
     let mut value: serde_norway::Value = serde_norway::from_str(text).map_err(error)?;
     value.apply_merge().map_err(error)?;
     yaml_to_json(value).map_err(|message| SyntaxError {

@@ -52,20 +52,25 @@ impl Snapshot {
 
     /// Builds snapshot number `version` from the store's current content (one consistent read).
     pub async fn build(store: &Store, version: u64) -> Result<Snapshot, SnapshotError> {
-        let entities = store.export().await?;
         let mut hasher = Sha256::new();
-        let mut counts = Vec::with_capacity(entities.len());
-        for (name, docs) in &entities {
-            hasher.update(name.as_bytes());
-            for doc in docs {
-                hasher.update(
-                    serde_json::Value::Object(doc.clone())
-                        .to_string()
-                        .as_bytes(),
-                );
-            }
-            counts.push((*name, docs.len()));
-        }
+        let mut counts: Vec<(&'static str, usize)> = Vec::new();
+        // Page by page: memory stays bounded whatever the configuration's size.
+        store
+            .scan(|name, docs| {
+                if counts.last().is_none_or(|(last, _)| *last != name) {
+                    hasher.update(name.as_bytes());
+                    counts.push((name, 0));
+                }
+                for doc in &docs {
+                    if let Ok(bytes) = serde_json::to_vec(doc) {
+                        hasher.update(&bytes);
+                    }
+                }
+                if let Some((_, n)) = counts.last_mut() {
+                    *n += docs.len();
+                }
+            })
+            .await?;
         let hash = hasher
             .finalize()
             .iter()

@@ -525,7 +525,12 @@ pub(crate) async fn insert_in(
     opts: WriteOptions,
     ctx: &Context<'_>,
 ) -> Result<Doc, DbError> {
-    let raw = input.clone();
+    // The raw input is only needed by write transformations (basic-auth hashing).
+    let raw = if schema.transform.is_some() {
+        input.clone()
+    } else {
+        Map::new()
+    };
     resolve_foreign(tx, schema, &mut input).await?;
     generate(schema, &mut input);
     if let Some(Value::String(id)) = input.get("id") {
@@ -578,7 +583,12 @@ pub(crate) async fn upsert_in(
     if let Some(ts) = updated_stamp(schema) {
         input.insert("updated_at".into(), ts);
     }
-    let raw = input.clone();
+    // The raw input is only needed by write transformations (basic-auth hashing).
+    let raw = if schema.transform.is_some() {
+        input.clone()
+    } else {
+        Map::new()
+    };
     resolve_foreign(tx, schema, &mut input).await?;
     generate(schema, &mut input);
     let doc = write_in(tx, schema, raw, input, old.as_ref(), opts, ctx).await?;

@@ -209,3 +209,40 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod scan_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn scan_pages_are_bounded() {
+        let store = Store::memory();
+        let schema = entities::entity("services").expect("schema");
+        let items = (0..2500)
+            .map(|i| {
+                let mut doc = Doc::new();
+                doc.insert("name".into(), Value::from(format!("s{i}")));
+                doc.insert("host".into(), Value::from("h"));
+                ImportItem {
+                    schema,
+                    doc,
+                    origin: String::new(),
+                }
+            })
+            .collect();
+        store
+            .import(items, ImportOptions::default())
+            .await
+            .expect("import");
+        let mut pages = Vec::new();
+        store
+            .scan(|name, docs| {
+                if name == "services" {
+                    pages.push(docs.len())
+                }
+            })
+            .await
+            .expect("scan");
+        assert_eq!(pages, [1000, 1000, 500]);
+    }
+}

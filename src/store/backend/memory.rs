@@ -3,6 +3,10 @@
 //! Readers take the current [`MemoryDb`] without locking; a writer copies it (rows are shared
 //! through `Arc`, so the copy is cheap), changes the copy and swaps it in on commit. A DB-less
 //! node replaces its whole configuration at once, so writes are rare and large.
+//!
+//! Entities are kept as compact JSON text, as the SQL tables keep them, and parsed when read:
+//! a parsed document takes several times the memory of its text, and a DB-less node holds
+//! every entity of its configuration.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -16,15 +20,32 @@ use crate::store::schema::Doc;
 /// Every row and index of one configuration.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryDb {
-    rows: BTreeMap<(String, String), Arc<Row>>,
+    rows: BTreeMap<(String, String), Arc<Stored>>,
     keys: HashMap<(String, String, String), String>,
     /// (ref_entity, ref_id, entity, field, id)
     refs: BTreeSet<(String, String, String, String, String)>,
 }
 
 impl MemoryDb {
-    fn get(&self, entity: &str, id: &str) -> Option<&Arc<Row>> {
+    fn get(&self, entity: &str, id: &str) -> Option<&Arc<Stored>> {
         self.rows.get(&(entity.to_owned(), id.to_owned()))
+    }
+}
+
+/// A row as kept in memory: the entity as JSON text, plus its index entries.
+#[derive(Debug)]
+struct Stored {
+    entity: &'static str,
+    id: String,
+    data: Box<str>,
+    keys: Vec<(String, String)>,
+    refs: Vec<super::Ref>,
+    tags: Vec<String>,
+}
+
+impl Stored {
+    fn doc(&self) -> Option<Doc> {
+        super::parse_doc(&self.data).ok()
     }
 }
 
@@ -77,7 +98,7 @@ impl MemoryTx {
     }
 
     pub(crate) fn get(&self, entity: &str, id: &str) -> Option<Doc> {
-        self.db().get(entity, id).map(|r| r.data.clone())
+        self.db().get(entity, id).and_then(|r| r.doc())
     }
 
     pub(crate) fn find_key(&self, entity: &str, key: &str, value: &str) -> Option<String> {
@@ -133,7 +154,7 @@ impl MemoryTx {
                 }
             })
             .take(q.limit)
-            .map(|row| row.data.clone())
+            .filter_map(|row| row.doc())
             .collect()
     }
 
@@ -178,9 +199,19 @@ impl MemoryTx {
                 row.id.clone(),
             ));
         }
+        let stored = Stored {
+            entity: row.entity,
+            data: serde_json::Value::Object(row.data)
+                .to_string()
+                .into_boxed_str(),
+            id: row.id,
+            keys: row.keys,
+            refs: row.refs,
+            tags: row.tags,
+        };
         db.rows.insert(
-            (row.entity.to_owned(), row.id.clone()),
-            Arc::new(row.clone()),
+            (stored.entity.to_owned(), stored.id.clone()),
+            Arc::new(stored),
         );
     }
 
@@ -214,7 +245,18 @@ impl MemoryTx {
     /// Every row written in this transaction's copy (the staging area of an import).
     pub(crate) fn into_rows(self) -> Vec<Row> {
         match self.copy {
-            Some(db) => db.rows.into_values().map(|r| (*r).clone()).collect(),
+            Some(db) => db
+                .rows
+                .into_values()
+                .map(|r| Row {
+                    entity: r.entity,
+                    id: r.id.clone(),
+                    data: r.doc().unwrap_or_default(),
+                    keys: r.keys.clone(),
+                    refs: r.refs.clone(),
+                    tags: r.tags.clone(),
+                })
+                .collect(),
             None => Vec::new(),
         }
     }
