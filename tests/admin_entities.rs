@@ -427,3 +427,63 @@ fn form_and_multipart_bodies_are_typed_by_the_schema() {
         )
     );
 }
+
+#[test]
+fn odd_paths_and_huge_bodies_are_answered_cleanly() {
+    let kong = Kong::start("");
+    let api = Admin(&kong);
+    let unicode = api.expect(
+        "PUT",
+        "/services/%E2%9C%93-svc",
+        Some(json!({"host": "h"})),
+        200,
+    );
+    assert_eq!(
+        unicode["name"], "✓-svc",
+        "percent-encoded names are decoded"
+    );
+    assert_eq!(
+        api.expect("GET", "/services/%E2%9C%93-svc", None, 200)["id"],
+        unicode["id"]
+    );
+    for odd in [
+        "/services/%FF%FE",
+        "/services/a%2Fb",
+        "/services/..%2F..%2Fetc",
+        "/services/%00",
+    ] {
+        assert_eq!(
+            api.expect("GET", odd, None, 404),
+            json!({"message": "Not found"}),
+            "{odd}"
+        );
+    }
+    let bad_name = api.expect(
+        "PUT",
+        "/services/has%20space",
+        Some(json!({"host": "h"})),
+        400,
+    );
+    assert!(
+        bad_name["fields"]["name"]
+            .as_str()
+            .is_some_and(|m| m.contains("invalid value")),
+        "{bad_name}"
+    );
+    let huge = format!("{{\"host\": \"{}\"}}", "x".repeat(11 * 1024 * 1024));
+    let r = send(
+        "POST",
+        &kong.admin("/services"),
+        &[("content-type", "application/json")],
+        Some(huge),
+    );
+    assert_eq!(r.status, 413);
+    assert!(r.json()["message"].is_string());
+    assert_eq!(
+        api.expect("GET", "/services", None, 200)["data"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "nothing else stored"
+    );
+}
