@@ -36,6 +36,21 @@ pub enum ProxyError {
     /// The body exceeded `nginx_http_client_max_body_size`.
     #[error("Payload too large")]
     PayloadTooLarge,
+    /// The route allows only HTTPS and the request came over HTTP.
+    #[error("Please use HTTPS protocol")]
+    UpgradeRequired,
+    /// The upstream refused, reset or answered garbage.
+    #[error("An invalid response was received from the upstream server")]
+    BadGateway,
+    /// The upstream cannot be used.
+    #[error("The upstream server is currently unavailable")]
+    Unavailable,
+    /// The upstream host name did not resolve.
+    #[error("name resolution failed")]
+    NameResolution,
+    /// Connecting, sending or waiting for the response took longer than the service allows.
+    #[error("The upstream server is timing out")]
+    GatewayTimeout,
     /// Unexpected internal failure.
     #[error("An unexpected error occurred")]
     Internal,
@@ -49,6 +64,10 @@ impl ProxyError {
             ProxyError::BadRequest => StatusCode::BAD_REQUEST,
             ProxyError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
+            ProxyError::BadGateway => StatusCode::BAD_GATEWAY,
+            ProxyError::Unavailable | ProxyError::NameResolution => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -59,7 +78,12 @@ impl ProxyError {
             ProxyError::NoRoute
             | ProxyError::BadRequest
             | ProxyError::PayloadTooLarge
-            | ProxyError::RequestTimeout => Side::Downstream,
+            | ProxyError::RequestTimeout
+            | ProxyError::UpgradeRequired => Side::Downstream,
+            ProxyError::BadGateway
+            | ProxyError::Unavailable
+            | ProxyError::NameResolution
+            | ProxyError::GatewayTimeout => Side::Upstream,
             ProxyError::Internal => Side::Internal,
         }
     }
@@ -67,7 +91,13 @@ impl ProxyError {
     /// Whether the error is raised by gateway logic (JSON default) rather than at the protocol
     /// level (Content-Type / `error_default_type` default).
     fn logical(&self) -> bool {
-        matches!(self, ProxyError::NoRoute | ProxyError::Internal)
+        matches!(
+            self,
+            ProxyError::NoRoute
+                | ProxyError::Internal
+                | ProxyError::UpgradeRequired
+                | ProxyError::NameResolution
+        )
     }
 }
 

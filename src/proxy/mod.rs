@@ -12,6 +12,9 @@
 //! the "no route" error, produced by the same error path that later errors use.
 
 pub mod error;
+pub mod forward;
+pub mod headers;
+pub mod upstream;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -1,0 +1,187 @@
+//! Headers between client and upstream: hop-by-hop removal, `X-Forwarded-*` and `X-Real-IP`
+//! (trusting the client's values only from `trusted_ips`), the upstream `Host`, and `Via`.
+
+use std::net::IpAddr;
+
+use http::header::{HeaderName, HeaderValue, CONNECTION, HOST, TE, TRANSFER_ENCODING, UPGRADE};
+use http::HeaderMap;
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+static X_FORWARDED_PATH: HeaderName = HeaderName::from_static("x-forwarded-path");
+static X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
+/// Addresses whose `X-Forwarded-*` and real-IP headers are believed (`trusted_ips`).
+#[derive(Debug, Clone, Default)]
+pub struct Trusted {
+    nets: Vec<(IpAddr, u8)>,
+}
+
+impl Trusted {
+    /// Parses `trusted_ips` entries (addresses or CIDRs; `unix:` is accepted and ignored).
+    pub fn parse(entries: &[String]) -> Trusted {
+        let nets = entries
+            .iter()
+            .filter_map(|e| {
+                let (ip, bits) = match e.split_once('/') {
+                    Some((ip, bits)) => (ip, bits.parse::<u8>().ok()?),
+                    None => (e.as_str(), if e.contains(':') { 128 } else { 32 }),
+                };
+                Some((ip.parse::<IpAddr>().ok()?, bits))
+            })
+            .collect();
+        Trusted { nets }
+    }
+
+    /// Whether `ip` is trusted.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.nets.iter().any(|(net, bits)| match (net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => prefix_eq(&n.octets(), &a.octets(), *bits),
+            (IpAddr::V6(n), IpAddr::V6(a)) => prefix_eq(&n.octets(), &a.octets(), *bits),
+            (IpAddr::V6(n), IpAddr::V4(a)) => {
+                prefix_eq(&n.octets(), &a.to_ipv6_mapped().octets(), *bits)
+            }
+            _ => false,
+        })
+    }
+}
+
+fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
+    let bits = usize::from(bits).min(a.len() * 8);
+    let (whole, rest) = (bits / 8, bits % 8);
+    if a[..whole] != b[..whole] {
+        return false;
+    }
+    if rest == 0 {
+        return true;
+    }
+    let mask = 0xffu8 << (8 - rest);
+    (a[whole] & mask) == (b[whole] & mask)
+}
+
+/// What the proxy knows about the client side of a request.
+#[derive(Debug, Clone, Copy)]
+pub struct Downstream<'a> {
+    /// The peer address.
+    pub peer: IpAddr,
+    /// `http` or `https`.
+    pub scheme: &'a str,
+    /// The listener's port.
+    pub port: u16,
+    /// The `Host` the client sent (without port).
+    pub host: &'a str,
+    /// The request path as the client sent it (no query).
+    pub path: &'a str,
+    /// The part of the path the route matched and stripped, if any.
+    pub prefix: Option<&'a str>,
+}
+
+/// Removes hop-by-hop headers: those named in `Connection`, plus the fixed set.
+pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let named: Vec<HeaderName> = h
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|n| {
+            !matches!(
+                n.to_ascii_lowercase().as_str(),
+                "keep-alive" | "close" | "upgrade"
+            )
+        })
+        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+        .collect();
+    for name in named {
+        h.remove(name);
+    }
+    for name in [CONNECTION, TE, TRANSFER_ENCODING, UPGRADE] {
+        h.remove(name);
+    }
+    h.remove("keep-alive");
+    h.remove("proxy");
+    h.remove("proxy-connection");
+}
+
+fn set(h: &mut HeaderMap, name: &HeaderName, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        h.insert(name.clone(), v);
+    }
+}
+
+/// Rewrites the client's headers into the upstream request's.
+pub fn upstream_request(h: &mut HeaderMap, down: &Downstream<'_>, trusted: &Trusted, host: &str) {
+    strip_hop_by_hop(h);
+    let believed = trusted.contains(down.peer);
+    let peer = down.peer.to_string();
+    let forwarded_for = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prior) if !prior.is_empty() => format!("{prior}, {peer}"),
+        _ => peer.clone(),
+    };
+    set(h, &X_FORWARDED_FOR, &forwarded_for);
+    let keep_or = |h: &mut HeaderMap, name: &HeaderName, value: &str| {
+        if !(believed && h.contains_key(name)) {
+            set(h, name, value);
+        }
+    };
+    keep_or(h, &X_FORWARDED_PROTO, down.scheme);
+    keep_or(h, &X_FORWARDED_HOST, down.host);
+    keep_or(h, &X_FORWARDED_PORT, &down.port.to_string());
+    keep_or(h, &X_FORWARDED_PATH, down.path);
+    match down.prefix {
+        Some(prefix) => keep_or(h, &X_FORWARDED_PREFIX, prefix),
+        None if !believed => {
+            h.remove(&X_FORWARDED_PREFIX);
+        }
+        None => {}
+    }
+    if !(believed && h.contains_key(&X_REAL_IP)) {
+        set(h, &X_REAL_IP, &peer);
+    }
+    set(h, &HOST, host);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trusted_networks_match_by_prefix() {
+        let t = Trusted::parse(&["10.0.0.0/8".into(), "::1".into(), "bad".into()]);
+        assert!(t.contains("10.1.2.3".parse().expect("ip")));
+        assert!(!t.contains("11.1.2.3".parse().expect("ip")));
+        assert!(t.contains("::1".parse().expect("ip")));
+        let all = Trusted::parse(&["0.0.0.0/0".into()]);
+        assert!(all.contains("192.168.1.1".parse().expect("ip")));
+    }
+
+    #[test]
+    fn untrusted_clients_cannot_spoof_forwarding_headers() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        h.insert("x-forwarded-for", HeaderValue::from_static("1.2.3.4"));
+        h.insert("connection", HeaderValue::from_static("close, x-secret"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        let down = Downstream {
+            peer: "127.0.0.1".parse().expect("ip"),
+            scheme: "http",
+            port: 8000,
+            host: "api.test",
+            path: "/a/b",
+            prefix: Some("/a"),
+        };
+        upstream_request(&mut h, &down, &Trusted::default(), "backend:8080");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-for"], "1.2.3.4, 127.0.0.1");
+        assert_eq!(h["x-forwarded-host"], "api.test");
+        assert_eq!(h["x-forwarded-port"], "8000");
+        assert_eq!(h["x-forwarded-path"], "/a/b");
+        assert_eq!(h["x-forwarded-prefix"], "/a");
+        assert_eq!(h["x-real-ip"], "127.0.0.1");
+        assert_eq!(h["host"], "backend:8080");
+        assert!(!h.contains_key("x-secret") && !h.contains_key("connection"));
+    }
+}
