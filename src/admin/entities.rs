@@ -252,8 +252,8 @@ pub(super) fn escape(s: &str) -> String {
     utf8_percent_encode(s, ESCAPE).to_string()
 }
 
-/// `{"data": [...], "offset"?, "next"}`.
-fn page_body(page: Page, base: &str, extra: &str) -> Response {
+/// `{"data": [...], "offset"?, "next"}`; `next` is `base?offset=<token>` plus `extra`.
+pub(super) fn page_body(page: Page, base: &str, extra: &str) -> Response {
     let mut body = Map::new();
     body.insert(
         "data".into(),
@@ -415,40 +415,65 @@ async fn entity(
                 .await?;
             Ok(ok(StatusCode::OK, stored))
         }
-        Method::PATCH => {
-            let Some(old) = existing else {
-                let key = EntityKey::parse(schema, x)?;
-                return Err(not_found(schema, &key));
-            };
-            if dbless(store) {
-                return Err(unsupported("update", schema.name, None));
-            }
-            let doc = body_doc(req, store, schema, Some(&old))?;
-            let stored = store
-                .update(
-                    schema.name,
-                    &EntityKey::Id(id_of(&old)),
-                    doc,
-                    WriteOptions::default(),
-                )
-                .await?;
-            Ok(ok(StatusCode::OK, stored))
-        }
+        Method::PATCH => match existing {
+            Some(old) => update_existing(store, req, schema, &old, None).await,
+            None => Err(not_found(schema, &EntityKey::parse(schema, x)?)),
+        },
         Method::DELETE => {
-            let Some(old) = existing else {
+            if existing.is_none() {
+                // A malformed key is still an error; an absent entity is not.
                 EntityKey::parse(schema, x)?;
-                return Ok(StatusCode::NO_CONTENT.into_response());
-            };
-            if dbless(store) {
-                return Err(unsupported("remove", schema.name, None));
             }
-            store
-                .delete(schema.name, &EntityKey::Id(id_of(&old)))
-                .await?;
-            Ok(StatusCode::NO_CONTENT.into_response())
+            remove_existing(store, schema, existing).await
         }
         _ => Err(ApiError::MethodNotAllowed),
     }
+}
+
+/// `PATCH` of an entity known to exist; `parent` keeps a nested child's link unless the body
+/// moves it.
+async fn update_existing(
+    store: &Store,
+    req: &Req,
+    schema: &'static Schema,
+    old: &Doc,
+    parent: Option<(&str, &str)>,
+) -> Result<Response, ApiError> {
+    if dbless(store) {
+        return Err(unsupported("update", schema.name, None));
+    }
+    let mut doc = body_doc(req, store, schema, Some(old))?;
+    if let Some((fk, parent_id)) = parent {
+        if !doc.contains_key(fk) {
+            doc.insert(fk.to_owned(), json!({ "id": parent_id }));
+        }
+    }
+    let stored = store
+        .update(
+            schema.name,
+            &EntityKey::Id(id_of(old)),
+            doc,
+            WriteOptions::default(),
+        )
+        .await?;
+    Ok(ok(StatusCode::OK, stored))
+}
+
+/// `DELETE`: 204 whether or not the entity existed.
+async fn remove_existing(
+    store: &Store,
+    schema: &'static Schema,
+    old: Option<Doc>,
+) -> Result<Response, ApiError> {
+    if let Some(old) = old {
+        if dbless(store) {
+            return Err(unsupported("remove", schema.name, None));
+        }
+        store
+            .delete(schema.name, &EntityKey::Id(id_of(&old)))
+            .await?;
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 fn by_key(schema: &Schema, key: &EntityKey) -> Option<&'static str> {
@@ -585,39 +610,11 @@ async fn nested_entity(
         Method::GET | Method::HEAD => existing
             .map(|d| ok(StatusCode::OK, d))
             .ok_or(ApiError::NotFound),
-        Method::DELETE => {
-            let Some(old) = existing else {
-                return Ok(StatusCode::NO_CONTENT.into_response());
-            };
-            if dbless(store) {
-                return Err(unsupported("remove", schema.name, None));
-            }
-            store
-                .delete(schema.name, &EntityKey::Id(id_of(&old)))
-                .await?;
-            Ok(StatusCode::NO_CONTENT.into_response())
-        }
+        Method::DELETE => remove_existing(store, schema, existing).await,
         // Targets are only ever updated in place; PUT and PATCH both need an existing one.
         Method::PATCH | Method::PUT if schema.name == "targets" || req.method == Method::PATCH => {
-            let Some(old) = existing else {
-                return Err(ApiError::NotFound);
-            };
-            if dbless(store) {
-                return Err(unsupported("update", schema.name, None));
-            }
-            let mut doc = body_doc(req, store, schema, Some(&old))?;
-            if !doc.contains_key(n.fk) {
-                doc.insert(n.fk.to_owned(), json!({ "id": parent_id }));
-            }
-            let stored = store
-                .update(
-                    schema.name,
-                    &EntityKey::Id(id_of(&old)),
-                    doc,
-                    WriteOptions::default(),
-                )
-                .await?;
-            Ok(ok(StatusCode::OK, stored))
+            let old = existing.ok_or(ApiError::NotFound)?;
+            update_existing(store, req, schema, &old, Some((n.fk, &parent_id))).await
         }
         Method::PUT => {
             if dbless(store) {

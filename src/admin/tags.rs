@@ -1,11 +1,9 @@
 //! `/tags` and `/tags/{tag}`: every tagged entity, across entity types.
 
 use axum::extract::{Query, State};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::response::Response;
 use http::{StatusCode, Uri};
 use percent_encoding::percent_decode_str;
-use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
 use super::error::ApiError;
@@ -59,20 +57,5 @@ async fn list(
         Some(t) => format!("/tags/{}", super::entities::escape(t)),
         None => "/tags".to_owned(),
     };
-    let mut body = Map::new();
-    body.insert(
-        "data".into(),
-        Value::Array(page.data.into_iter().map(Value::Object).collect()),
-    );
-    match page.offset {
-        Some(token) => {
-            let next = format!("{base}?offset={}", super::entities::escape(&token));
-            body.insert("next".into(), json!(next));
-            body.insert("offset".into(), json!(token));
-        }
-        None => {
-            body.insert("next".into(), Value::Null);
-        }
-    }
-    Ok(Json(Value::Object(body)).into_response())
+    Ok(super::entities::page_body(page, &base, ""))
 }
