@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use crate::config::Listen;
 
 /// What a connection knows about itself, handed to every request on it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
     /// Client address.
     pub peer: SocketAddr,
@@ -30,6 +30,8 @@ pub struct ConnInfo {
     pub local: SocketAddr,
     /// Whether TLS was terminated.
     pub tls: bool,
+    /// The server name the client asked for in its TLS handshake.
+    pub sni: Option<Arc<str>>,
 }
 
 /// Serves requests for one kind of listener (proxy, admin, status).
@@ -180,6 +182,7 @@ async fn accept_loop<H: Handler>(
                 peer,
                 local,
                 tls: tls.is_some(),
+                sni: None,
             };
             serve(stream, conn, http2, tls, handler, watcher).await;
         });
@@ -206,17 +209,20 @@ impl<H: Handler> Drop for OpenConnection<H> {
 
 async fn serve<H: Handler>(
     stream: TcpStream,
-    conn: ConnInfo,
+    mut conn: ConnInfo,
     http2: bool,
     tls: Option<Arc<rustls::ServerConfig>>,
     handler: Arc<H>,
     watcher: hyper_util::server::graceful::Watcher,
 ) {
     let _ = stream.set_nodelay(true);
-    let service = hyper::service::service_fn(move |req| {
-        let handler = handler.clone();
-        async move { Ok::<_, std::convert::Infallible>(handler.handle(req, conn).await) }
-    });
+    let service = |conn: ConnInfo| {
+        hyper::service::service_fn(move |req| {
+            let handler = handler.clone();
+            let conn = conn.clone();
+            async move { Ok::<_, std::convert::Infallible>(handler.handle(req, conn).await) }
+        })
+    };
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -238,13 +244,14 @@ async fn serve<H: Handler>(
                 Err(_) => return,
             };
             let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+            conn.sni = stream.get_ref().1.server_name().map(Arc::from);
             let io = TokioIo::new(stream);
             let builder = if h2 {
                 builder.http2_only()
             } else {
                 builder.http1_only()
             };
-            let conn_fut = builder.serve_connection_with_upgrades(io, service);
+            let conn_fut = builder.serve_connection_with_upgrades(io, service(conn.clone()));
             let result = watcher.watch(conn_fut.into_owned()).await;
             log_conn_error(result, &conn);
         }
@@ -253,7 +260,7 @@ async fn serve<H: Handler>(
             if !http2 {
                 builder = builder.http1_only();
             }
-            let conn_fut = builder.serve_connection_with_upgrades(io, service);
+            let conn_fut = builder.serve_connection_with_upgrades(io, service(conn.clone()));
             log_conn_error(watcher.watch(conn_fut.into_owned()).await, &conn);
         }
     }
