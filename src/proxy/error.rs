@@ -36,6 +36,12 @@ pub enum ProxyError {
     /// The body exceeded `nginx_http_client_max_body_size`.
     #[error("Payload too large")]
     PayloadTooLarge,
+    /// The matched route has no service to send to.
+    #[error("no Service found with those values")]
+    NoService,
+    /// The matched route refuses the request as it came (gRPC rules).
+    #[error("{1}")]
+    Rejected(StatusCode, &'static str),
     /// The route allows only HTTPS and the request came over HTTP.
     #[error("Please use HTTPS protocol")]
     UpgradeRequired,
@@ -65,6 +71,8 @@ impl ProxyError {
             ProxyError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
+            ProxyError::NoService => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Rejected(status, _) => *status,
             ProxyError::BadGateway => StatusCode::BAD_GATEWAY,
             ProxyError::Unavailable | ProxyError::NameResolution => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -79,7 +87,9 @@ impl ProxyError {
             | ProxyError::BadRequest
             | ProxyError::PayloadTooLarge
             | ProxyError::RequestTimeout
-            | ProxyError::UpgradeRequired => Side::Downstream,
+            | ProxyError::UpgradeRequired
+            | ProxyError::Rejected(..) => Side::Downstream,
+            ProxyError::NoService => Side::Internal,
             ProxyError::BadGateway
             | ProxyError::Unavailable
             | ProxyError::NameResolution
@@ -97,6 +107,8 @@ impl ProxyError {
                 | ProxyError::Internal
                 | ProxyError::UpgradeRequired
                 | ProxyError::NameResolution
+                | ProxyError::NoService
+                | ProxyError::Rejected(..)
         )
     }
 }
