@@ -17,5 +17,6 @@ mod lifecycle;
 mod migrations;
 mod pg_harness;
 mod proxy_errors;
+mod proxy_forwarding;
 mod snapshot_sync;
 mod store_conformance;
