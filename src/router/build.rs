@@ -85,11 +85,7 @@ impl<'d> Fields<'d> {
         }
     }
 
-    fn int_in<T: TryFrom<i64>>(
-        &self,
-        field: &'static str,
-        default: T,
-    ) -> Result<T, RouterError> {
+    fn int_in<T: TryFrom<i64>>(&self, field: &'static str, default: T) -> Result<T, RouterError> {
         match self.int_opt(field)? {
             None => Ok(default),
             Some(n) => T::try_from(n).map_err(|_| self.err(field, format!("{n} is out of range"))),
@@ -103,7 +99,10 @@ impl<'d> Fields<'d> {
             None => Ok(None),
             Some(Value::Array(items)) => items
                 .iter()
-                .map(|v| v.as_str().ok_or_else(|| self.err(field, "expected strings")))
+                .map(|v| {
+                    v.as_str()
+                        .ok_or_else(|| self.err(field, "expected strings"))
+                })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Some),
             Some(_) => Err(self.err(field, "expected an array of strings")),
@@ -153,7 +152,8 @@ fn parse_service(doc: &Doc) -> Result<ServiceInfo, RouterError> {
     };
     let protocol = match f.str_opt("protocol")? {
         None => Protocol::Http,
-        Some(p) => Protocol::parse(p).ok_or_else(|| f.err("protocol", format!("unknown protocol '{p}'")))?,
+        Some(p) => Protocol::parse(p)
+            .ok_or_else(|| f.err("protocol", format!("unknown protocol '{p}'")))?,
     };
     let host = f
         .str_opt("host")?
@@ -275,7 +275,13 @@ fn compile_headers(f: &Fields<'_>) -> Result<Vec<HeaderMatcher>, RouterError> {
         // `X-Foo`), as request headers are looked up in Kong.
         let normalized: String = name
             .chars()
-            .map(|c| if c == '_' { '-' } else { c.to_ascii_lowercase() })
+            .map(|c| {
+                if c == '_' {
+                    '-'
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            })
             .collect();
         let name_ok = HeaderName::from_bytes(normalized.as_bytes())
             .map_err(|_| f.err("headers", format!("invalid header name '{name}'")))?;
@@ -363,7 +369,8 @@ fn parse_route<'d>(
         Some(list) => list
             .iter()
             .map(|p| {
-                Protocol::parse(p).ok_or_else(|| f.err("protocols", format!("unknown protocol '{p}'")))
+                Protocol::parse(p)
+                    .ok_or_else(|| f.err("protocols", format!("unknown protocol '{p}'")))
             })
             .collect::<Result<Protocols, _>>()?,
     };
@@ -405,13 +412,17 @@ fn parse_route<'d>(
     let headers = compile_headers(&f)?;
 
     let matchers = RouteMatchers {
-        methods: methods
+        methods: methods.iter().flatten().map(|m| Box::from(*m)).collect(),
+        hosts: hosts
             .iter()
             .flatten()
-            .map(|m| Box::from(*m))
+            .map(|h| HostMatcher::parse(h))
             .collect(),
-        hosts: hosts.iter().flatten().map(|h| HostMatcher::parse(h)).collect(),
-        snis: snis.iter().flatten().map(|s| SniMatcher::parse(s)).collect(),
+        snis: snis
+            .iter()
+            .flatten()
+            .map(|s| SniMatcher::parse(s))
+            .collect(),
         headers: headers.into(),
     };
 

@@ -80,11 +80,7 @@ impl PathTree {
                 }
                 Ok(i) => {
                     let label = &edges[i].label;
-                    let common = label
-                        .iter()
-                        .zip(key)
-                        .take_while(|(a, b)| a == b)
-                        .count();
+                    let common = label.iter().zip(key).take_while(|(a, b)| a == b).count();
                     let child = edges[i].child;
                     if common < label.len() {
                         // Split the edge: a new middle node at the common prefix.

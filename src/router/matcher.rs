@@ -250,16 +250,14 @@ impl PathMatchers {
     pub fn test(&self, path: &str) -> PathTest {
         let hit = match self {
             PathMatchers::Any => return PathTest::NoPaths,
-            PathMatchers::Prefix(prefixes) => {
-                prefixes
-                    .iter()
-                    .find(|p| path.starts_with(&***p))
-                    .map(|p| PathHit {
-                        start: 0,
-                        end: p.len(),
-                        regex: None,
-                    })
-            }
+            PathMatchers::Prefix(prefixes) => prefixes
+                .iter()
+                .find(|p| path.starts_with(&***p))
+                .map(|p| PathHit {
+                    start: 0,
+                    end: p.len(),
+                    regex: None,
+                }),
             PathMatchers::Regex(regexes) => regexes.iter().enumerate().find_map(|(i, r)| {
                 r.regex.find(path).map(|m| PathHit {
                     start: m.start(),
@@ -305,11 +303,17 @@ mod tests {
     #[test]
     fn split_host_port_takes_a_numeric_port_after_the_first_colon() {
         assert_eq!(split_host_port("example.com"), ("example.com", None));
-        assert_eq!(split_host_port("example.com:8000"), ("example.com", Some(8000)));
+        assert_eq!(
+            split_host_port("example.com:8000"),
+            ("example.com", Some(8000))
+        );
         assert_eq!(split_host_port("example.com:"), ("example.com:", None));
         assert_eq!(split_host_port("example.com:8x"), ("example.com:8x", None));
         assert_eq!(split_host_port("[::1]:80"), ("[::1]:80", None));
-        assert_eq!(split_host_port("*.example.com:81"), ("*.example.com", Some(81)));
+        assert_eq!(
+            split_host_port("*.example.com:81"),
+            ("*.example.com", Some(81))
+        );
     }
 
     #[test]

@@ -263,10 +263,7 @@ impl<'a> UriCaptures<'a> {
 
     /// The group named `name`, if it took part.
     pub fn name(&self, name: &str) -> Option<&'a str> {
-        let i = self
-            .regex
-            .capture_names()
-            .position(|n| n == Some(name))?;
+        let i = self.regex.capture_names().position(|n| n == Some(name))?;
         self.get(i)
     }
 
@@ -331,34 +328,20 @@ impl Router {
 
     /// The best route for `req`, per the priority rules in the module docs.
     pub fn find<'a>(&'a self, req: &RequestInfo<'a>) -> Option<Match<'a>> {
-        let (host, host_port) = match req.host {
-            Some(h) => {
-                let (h, p) = split_host_port(h);
-                (Some(h), p)
-            }
-            None => (None, None),
-        };
-        let view = RequestView {
-            method: req.method,
-            host,
-            port: host_port.unwrap_or(u64::from(req.port)),
-            path: req.path,
-            https: req.scheme == Scheme::Https,
-            sni: req.sni,
-            headers: req.headers,
-        };
+        let view = RequestView::of(req);
         let mut best: Option<(u32, PathTest)> = None;
-        self.index.candidates(host, req.path, &mut |ranks: &[u32]| {
-            for &rank in ranks {
-                if best.is_some_and(|(b, _)| rank >= b) {
-                    return;
+        self.index
+            .candidates(view.host, req.path, &mut |ranks: &[u32]| {
+                for &rank in ranks {
+                    if best.is_some_and(|(b, _)| rank >= b) {
+                        return;
+                    }
+                    if let Some(t) = self.test(rank, &view) {
+                        best = Some((rank, t));
+                        return;
+                    }
                 }
-                if let Some(t) = self.test(rank, &view) {
-                    best = Some((rank, t));
-                    return;
-                }
-            }
-        });
+            });
         let (rank, test) = best?;
         self.answer(rank, test, req)
     }
@@ -434,6 +417,40 @@ impl Router {
     /// HTTP and is routed without it).
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+}
+
+impl<'a> RequestView<'a> {
+    fn of(req: &RequestInfo<'a>) -> RequestView<'a> {
+        let (host, host_port) = match req.host {
+            Some(h) => {
+                let (h, p) = split_host_port(h);
+                (Some(h), p)
+            }
+            None => (None, None),
+        };
+        RequestView {
+            method: req.method,
+            host,
+            port: host_port.unwrap_or(u64::from(req.port)),
+            path: req.path,
+            https: req.scheme == Scheme::Https,
+            sni: req.sni,
+            headers: req.headers,
+        }
+    }
+}
+
+#[cfg(test)]
+impl Router {
+    /// The reference the index is checked against: every entry in rank order, no index.
+    pub(crate) fn find_linear<'a>(&'a self, req: &RequestInfo<'a>) -> Option<Match<'a>> {
+        let view = RequestView::of(req);
+        let (rank, test) = (0..self.entries.len()).find_map(|rank| {
+            let rank = u32::try_from(rank).ok()?;
+            self.test(rank, &view).map(|t| (rank, t))
+        })?;
+        self.answer(rank, test, req)
     }
 }
 

@@ -140,7 +140,10 @@ mod tests {
 
     #[test]
     fn normalize_decodes_unreserved_and_other_characters() {
-        assert_eq!(n("/users/%6aohn%20doe/profile").as_deref(), Some("/users/john doe/profile"));
+        assert_eq!(
+            n("/users/%6aohn%20doe/profile").as_deref(),
+            Some("/users/john doe/profile")
+        );
         assert_eq!(n("/%7euser").as_deref(), Some("/~user"));
         assert_eq!(n("/caf%C3%A9").as_deref(), Some("/café"));
     }
@@ -167,8 +170,14 @@ mod tests {
 
     #[test]
     fn normalize_borrows_when_nothing_changes() {
-        assert!(matches!(normalize_path("/a/b/c"), Some(std::borrow::Cow::Borrowed(_))));
-        assert!(matches!(normalize_path("/"), Some(std::borrow::Cow::Borrowed(_))));
+        assert!(matches!(
+            normalize_path("/a/b/c"),
+            Some(std::borrow::Cow::Borrowed(_))
+        ));
+        assert!(matches!(
+            normalize_path("/"),
+            Some(std::borrow::Cow::Borrowed(_))
+        ));
     }
 
     #[test]

@@ -212,15 +212,45 @@ mod tests {
 
     /// One row of the reference's table: service path (None = unset), route prefix, request,
     /// strip, expected v0, expected v1.
-    const TABLE: &[(Option<&str>, &str, &str, bool, &str, &str)] = &[
+    type Row = (
+        Option<&'static str>,
+        &'static str,
+        &'static str,
+        bool,
+        &'static str,
+        &'static str,
+    );
+
+    const TABLE: &[Row] = &[
         (Some("/s"), "/fv0", "/fv0req", true, "/s/req", "/sreq"),
-        (Some("/s"), "/fv0", "/fv0req", false, "/s/fv0req", "/sfv0req"),
+        (
+            Some("/s"),
+            "/fv0",
+            "/fv0req",
+            false,
+            "/s/fv0req",
+            "/sfv0req",
+        ),
         (Some("/s"), "/fv0", "/fv0/req", true, "/s/req", "/s/req"),
-        (Some("/s"), "/fv0", "/fv0/req", false, "/s/fv0/req", "/sfv0/req"),
+        (
+            Some("/s"),
+            "/fv0",
+            "/fv0/req",
+            false,
+            "/s/fv0/req",
+            "/sfv0/req",
+        ),
         (Some("/s"), "/fv0", "/fv0", true, "/s", "/s"),
         (Some("/s"), "/fv0", "/fv0/", true, "/s/", "/s/"),
         (Some("/s"), "/fv0/", "/fv0/", true, "/s/", "/s"),
-        (Some("/fv0/"), "/fv0", "/fv0req", true, "/fv0/req", "/fv0/req"),
+        (
+            Some("/fv0/"),
+            "/fv0",
+            "/fv0req",
+            true,
+            "/fv0/req",
+            "/fv0/req",
+        ),
         (Some("/fv0/"), "/fv0", "/fv0", true, "/fv0", "/fv0/"),
         (
             Some("/fv0/"),
@@ -266,8 +296,8 @@ mod tests {
 
     #[test]
     fn postfix_drops_one_leading_dot_segment() {
-        assert_eq!(postfix("/route./req", 6), "/req");
-        assert_eq!(postfix("/route../req", 6), "/req");
+        assert_eq!(postfix("/route./req", 6), "req");
+        assert_eq!(postfix("/route../req", 6), "req");
         assert_eq!(postfix("/route.", 6), "");
         assert_eq!(postfix("/route..", 6), "");
         assert_eq!(postfix("/routereq", 6), "req");
@@ -287,7 +317,10 @@ mod tests {
     #[test]
     fn escape_leaves_reserved_and_escapes_alone() {
         assert_eq!(escape_path("/a/b%2Fc;d=e"), "/a/b%2Fc;d=e");
-        assert!(matches!(escape_path("/plain"), std::borrow::Cow::Borrowed(_)));
+        assert!(matches!(
+            escape_path("/plain"),
+            std::borrow::Cow::Borrowed(_)
+        ));
         assert_eq!(escape_path("/john doe"), "/john%20doe");
         assert_eq!(escape_path("/é\"<"), "/%C3%A9%22%3C");
         let mut out = String::new();
