@@ -7,6 +7,7 @@
 //! - [`runtime`]: the server side of `kong start`: listeners, signals, reload, drain;
 //! - [`admin`]: the Admin and Status APIs;
 //! - [`proxy`]: client traffic, running from the configuration snapshot only;
+//! - [`router`]: which route and service a request goes to (pure matching, no IO);
 //! - [`declarative`]: the `kong.yml` format: parse, flatten, import and export;
 //! - [`snapshot`]: the configuration the proxy runs from, rebuilt on every datastore change;
 //! - [`store`]: entities, their schemas and backends (embedded SQLite by default);
@@ -22,6 +23,7 @@ pub mod node;
 pub mod prefix;
 pub mod proxy;
 pub mod request_id;
+pub mod router;
 pub mod runtime;
 pub mod snapshot;
 pub mod store;

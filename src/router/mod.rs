@@ -1,0 +1,482 @@
+//! The router: which route, and so which service, an HTTP request goes to, and the path it is
+//! sent upstream with. It implements Kong's default `traditional_compatible` flavor.
+//!
+//! This module is pure matching. [`Router::build`] compiles stored `routes` and `services`
+//! (their JSON documents) into an immutable structure, off the hot path, when the snapshot is
+//! rebuilt; [`Router::find`] then answers requests from it with no IO, no locks and no allocation
+//! (except the capture groups of a regex path, when the winning route has some). Stream routes
+//! (`tcp`, `tls`, `udp`, `tls_passthrough`) are not its business and are skipped.
+//!
+//! # Using it from the proxy
+//!
+//! 1. Take the request path without its query string and [`normalize_path`] it (escapes of
+//!    unreserved and other non-reserved characters decoded, dot segments resolved, slashes
+//!    merged). `None` means the decoded path is not UTF-8: answer 404 like a miss.
+//! 2. Fill a [`RequestInfo`]: method, `Host` header (with its port, if any), the normalized
+//!    path, the connection's scheme, TLS SNI, the listening port (after `port_maps`), the
+//!    headers, the HTTP version, and the trusted `X-Forwarded-Proto` if the peer is trusted.
+//! 3. [`Router::find`]. `None`: 404 `no Route matched with those values`. `Some(m)`: if
+//!    [`Match::protocol_mismatch`] is set, answer as [`ProtocolMismatch`] documents; otherwise
+//!    proxy to `m.service` with [`Match::upstream_path`] (percent-escape it with
+//!    [`UpstreamPath::write_escaped`], then append the original query string unchanged, a bare
+//!    `?` included), set `X-Forwarded-Prefix` from [`Match::stripped_prefix`] (unless it is `/`),
+//!    and hand [`Match::captures`] to plugins as the URI captures.
+//!
+//! # What matches
+//!
+//! A route matches when every attribute it sets matches; within an attribute any one value is
+//! enough.
+//!
+//! - **methods**: the request method, exactly (methods are stored upper-case).
+//! - **hosts**: the `Host` header without its port. `example.com` must be equal (case
+//!   matters, as in Kong); `*.example.com` matches any host ending with `.example.com`;
+//!   `example.*` any host beginning with `example.`. A host with `:port` also requires the port:
+//!   the `Host` header's, or the listening port when the header has none. A host without port
+//!   matches any port. The header's port is what follows the first `:` when it is a number
+//!   (an IPv6 literal therefore never splits).
+//! - **paths**: a prefix path matches when the normalized path starts with it (case matters).
+//!   A `~` path is a regex (the `regex` crate's syntax, as Kong's router engine uses) anchored at
+//!   the start but not at the end; its named and numbered groups become the URI captures.
+//! - **headers**: names are case-insensitive and `_` in a stored name stands for `-`. A value
+//!   matches when the request's value, lower-cased, equals the stored value lower-cased; a value
+//!   written `~*regex` is a case-insensitive, unanchored regex. Any value of a repeated header
+//!   may match.
+//! - **snis**: only checked on TLS connections (scheme `https`, which gRPCs also uses): then the
+//!   SNI must match, exactly or by the same `*.` / `.*` wildcards as hosts; a trailing dot of a
+//!   stored SNI is ignored. On plain connections a route's SNIs are ignored.
+//! - **protocols** do not take part in matching. A route that matches but does not accept the
+//!   request's protocol still wins, and the proxy answers with [`Match::protocol_mismatch`]
+//!   (426, a redirect to https, 415, ...), as Kong does.
+//!
+//! Routes whose service has `enabled = false` are left out, so requests fall through to other
+//! routes or a 404. Routes without a service match normally (`Match::service` is `None`).
+//!
+//! # Priority: which route wins
+//!
+//! 1. **Split.** A route whose paths are of different kinds is split first: one part per
+//!    distinct prefix length and one part for all its regexes. Each part competes on its own, so
+//!    a route's `/` does not drag its `/foo/bar` down, nor does its `/foo/bar` lift its `/`.
+//! 2. **Order.** Every part gets a 64-bit priority and parts are tried from the highest. From the
+//!    most significant bits down (see `priority.rs` for the layout):
+//!    1. *match weight*, the number of attributes set among methods, hosts, headers, snis and
+//!       paths: a route that constrains more of the request is more specific, whatever the
+//!       attributes are;
+//!    2. *plain hosts only*, set when `hosts` is present and has no wildcard: an exact name is
+//!       more specific than a pattern;
+//!    3. *header count* (capped at 255): each header is one more condition;
+//!    4. *regex path*: regex parts before prefix parts of equal rank, because regexes are how
+//!       exceptions are carved out of prefixes;
+//!    5. *`regex_priority`*, for regex parts only: the operator's explicit order among regexes;
+//!    6. *prefix length*, for prefix parts: the longest prefix is the most specific.
+//! 3. **Ties.** Equal priorities are ordered by id, the larger UUID first (a split part uses an
+//!    id derived from its route's id and part number, stable across rebuilds). Unlike the older
+//!    `traditional` flavor, `created_at` plays no part: the order is total and deterministic
+//!    without it.
+//! 4. The first part, in this order, whose attributes all match wins; the path that matched is
+//!    the first of that part's paths, in configured order, that matches.
+//!
+//! # How a lookup runs
+//!
+//! Parts are sorted once at build time; a part's rank is its position. The index (`index.rs`)
+//! files every part by host (exact names in a hash map, `*.x` by suffix, `x.*` by prefix, the
+//! rest host-agnostic) and, inside each host bucket, in a radix tree by path key (the prefix
+//! path itself, the literal text a regex path must begin with, or the root when the part has no
+//! paths). A lookup visits only the buckets the request host selects and the tree nodes along
+//! the request path; each visited list is sorted by rank, so it stops at its first full match or
+//! as soon as ranks pass the best match so far. The cost therefore depends on the request and on
+//! the routes sharing its host and path prefixes, not on the total number of routes.
+//!
+//! # Upstream path
+//!
+//! Built by [`upstream_path_v0`] from the service path, the stripped prefix and the request
+//! path; `path_handling = v1` is deprecated and, in this flavor, not honoured (the rules of
+//! [`upstream_path_v1`] are kept for reference).
+//!
+//! # Where this differs from Kong
+//!
+//! - Kong's Lua code computes the priority's match weight and header count with 32-bit LuaJIT
+//!   bit operations (shift counts wrap at 32), so its actual numbers do not follow its own
+//!   documented layout; they even depend on how LuaJIT converts negative numbers on the CPU at
+//!   hand. This router implements the documented layout above.
+//! - `regex_priority` is mapped onto 32 bits in an order-preserving way, so negative values sort
+//!   below zero instead of wrapping around.
+//! - `~*` header values are compiled as case-insensitive regexes over the request value rather
+//!   than run over a lower-cased copy of it (the same results save for exotic Unicode case
+//!   folding), and a header value that is not UTF-8 simply does not match (Kong fails the
+//!   whole lookup).
+//! - Bad stored data (wrong JSON types, an unknown service, an invalid regex, an HTTP route with
+//!   `sources`, `destinations` or an `expression`) fails [`Router::build`] with a
+//!   [`RouterError`] instead of dropping the route with a log line: the snapshot keeps its
+//!   previous router and reports the error.
+
+mod build;
+mod error;
+mod index;
+mod matcher;
+mod model;
+mod normalize;
+mod path;
+mod priority;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, Version};
+use regex::{CaptureLocations, Regex};
+
+pub use error::RouterError;
+pub use model::{PathHandling, Protocol, Protocols, RouteInfo, ServiceInfo};
+pub use normalize::normalize_path;
+pub use path::{escape_path, upstream_path_v0, upstream_path_v1, UpstreamPath};
+
+use build::{CompiledRoute, Entry};
+use index::Index;
+use matcher::{split_host_port, PathMatchers, PathTest, RequestView};
+
+/// A stored entity: the JSON object the store keeps.
+pub type Doc = serde_json::Map<String, serde_json::Value>;
+
+/// The compiled routing table. Immutable; share it (in the snapshot) behind an `Arc`.
+#[derive(Debug)]
+pub struct Router {
+    routes: Vec<CompiledRoute>,
+    services: Vec<ServiceInfo>,
+    /// Split routes, highest priority first: an entry's position is its rank.
+    entries: Vec<Entry>,
+    index: Index,
+    warnings: Vec<String>,
+}
+
+/// The scheme of the client connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scheme {
+    /// Plain HTTP (also cleartext gRPC).
+    #[default]
+    Http,
+    /// TLS (also gRPC over TLS).
+    Https,
+}
+
+impl Scheme {
+    /// `http` or `https`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
+/// What the router needs to know about a request. Everything is borrowed from the request.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestInfo<'a> {
+    /// The request method.
+    pub method: &'a str,
+    /// The `Host` header (or HTTP/2 `:authority`) as received, port included; `None` when
+    /// absent.
+    pub host: Option<&'a str>,
+    /// The request path, without query string, after [`normalize_path`].
+    pub path: &'a str,
+    /// The client connection's scheme; decides whether SNIs are checked.
+    pub scheme: Scheme,
+    /// `X-Forwarded-Proto` when the peer is trusted to set it; the protocol checks use it
+    /// instead of `scheme` (as Kong does behind a TLS-terminating load balancer).
+    pub forwarded_proto: Option<&'a str>,
+    /// The port the request arrived on, after `port_maps`; compared with `hosts` entries that
+    /// carry a port when the `Host` header has none.
+    pub port: u16,
+    /// The TLS SNI, if the connection is TLS and the client sent one.
+    pub sni: Option<&'a str>,
+    /// The request headers.
+    pub headers: &'a HeaderMap,
+    /// The HTTP version (gRPC routes require HTTP/2).
+    pub version: Version,
+}
+
+impl<'a> RequestInfo<'a> {
+    /// A plain-HTTP/1.1 request on port 80 without `Host` or SNI; set the other fields as
+    /// needed.
+    pub fn new(method: &'a str, path: &'a str, headers: &'a HeaderMap) -> RequestInfo<'a> {
+        RequestInfo {
+            method,
+            host: None,
+            path,
+            scheme: Scheme::Http,
+            forwarded_proto: None,
+            port: 80,
+            sni: None,
+            headers,
+            version: Version::HTTP_11,
+        }
+    }
+}
+
+/// Why a matched route cannot serve the request as it came; the proxy answers instead of
+/// proxying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtocolMismatch {
+    /// The route accepts `https` but not `http`, and the request is not HTTPS. With `status`
+    /// 426: `426 Please use HTTPS protocol` with `Connection: Upgrade` and
+    /// `Upgrade: TLS/1.2, HTTP/1.1`; otherwise (301, 302, 307, 308): that status, empty, with
+    /// `Location: https://<host><request URI>`.
+    HttpsRequired {
+        /// The route's `https_redirect_status_code`.
+        status: u16,
+    },
+    /// A gRPC route hit by a request without a `application/grpc…` content type:
+    /// `415 Non-gRPC request matched gRPC route`.
+    NotGrpc,
+    /// A gRPC request over HTTP/1: `426 Please use HTTP2 protocol` with `Connection: Upgrade`
+    /// and `Upgrade: HTTP/2`.
+    Http2Required,
+    /// A cleartext gRPC request on a `grpcs`-only route: `200` with
+    /// `Content-Type: application/grpc`, `grpc-status: 1` and
+    /// `grpc-message: gRPC request matched gRPCs route`.
+    GrpcsRequired,
+}
+
+/// The named and numbered capture groups of the regex path that matched.
+pub struct UriCaptures<'a> {
+    regex: &'a Regex,
+    locs: CaptureLocations,
+    haystack: &'a str,
+}
+
+impl<'a> UriCaptures<'a> {
+    fn new(regex: &'a Regex, haystack: &'a str) -> Option<UriCaptures<'a>> {
+        let mut locs = regex.capture_locations();
+        regex.captures_read(&mut locs, haystack)?;
+        Some(UriCaptures {
+            regex,
+            locs,
+            haystack,
+        })
+    }
+
+    /// Group `i`; 0 is the whole match. `None` for a group that did not take part.
+    pub fn get(&self, i: usize) -> Option<&'a str> {
+        let (start, end) = self.locs.get(i)?;
+        self.haystack.get(start..end)
+    }
+
+    /// The group named `name`, if it took part.
+    pub fn name(&self, name: &str) -> Option<&'a str> {
+        let i = self.regex.capture_names().position(|n| n == Some(name))?;
+        self.get(i)
+    }
+
+    /// The number of groups, the whole match included.
+    pub fn len(&self) -> usize {
+        self.locs.len()
+    }
+
+    /// Always false: there is at least the whole match.
+    pub fn is_empty(&self) -> bool {
+        self.locs.len() == 0
+    }
+
+    /// The groups that took part, by number (0 first).
+    pub fn numbered(&self) -> impl Iterator<Item = (usize, &'a str)> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i).map(|s| (i, s)))
+    }
+
+    /// The named groups that took part.
+    pub fn named(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
+        let regex: &'a Regex = self.regex;
+        regex
+            .capture_names()
+            .enumerate()
+            .filter_map(|(i, n)| Some((n?, self.get(i)?)))
+    }
+}
+
+impl fmt::Debug for UriCaptures<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.numbered()).finish()
+    }
+}
+
+/// The route a request matched and what the proxy needs to serve it.
+#[derive(Debug)]
+pub struct Match<'a> {
+    /// The matched route.
+    pub route: &'a RouteInfo,
+    /// Its service; `None` for a route without one.
+    pub service: Option<&'a ServiceInfo>,
+    /// The part of the request path the route's path matched (for a regex, its whole match);
+    /// `None` when the route matched without paths.
+    pub matched_path: Option<&'a str>,
+    /// The prefix removed from the upstream path: the matched path when the route strips it.
+    /// Also the `X-Forwarded-Prefix` value (not sent when it is `/`).
+    pub stripped_prefix: Option<&'a str>,
+    /// The capture groups, when the route matched by a regex path that has groups.
+    pub captures: Option<UriCaptures<'a>>,
+    /// The path to send upstream (see [`upstream_path_v0`]).
+    pub upstream_path: UpstreamPath<'a>,
+    /// Set when the route does not accept the request's protocol.
+    pub protocol_mismatch: Option<ProtocolMismatch>,
+}
+
+impl Router {
+    /// Compiles the HTTP routes among `routes` (stored route documents) against `services`
+    /// (stored service documents). Fails on the first document the router cannot use.
+    pub fn build(routes: &[Doc], services: &[Doc]) -> Result<Router, RouterError> {
+        build::build(routes, services)
+    }
+
+    /// The best route for `req`, per the priority rules in the module docs.
+    pub fn find<'a>(&'a self, req: &RequestInfo<'a>) -> Option<Match<'a>> {
+        let view = RequestView::of(req);
+        let mut best: Option<(u32, PathTest)> = None;
+        self.index
+            .candidates(view.host, req.path, &mut |ranks: &[u32]| {
+                for &rank in ranks {
+                    if best.is_some_and(|(b, _)| rank >= b) {
+                        return;
+                    }
+                    if let Some(t) = self.test(rank, &view) {
+                        best = Some((rank, t));
+                        return;
+                    }
+                }
+            });
+        let (rank, test) = best?;
+        self.answer(rank, test, req)
+    }
+
+    /// Whether entry `rank` matches; how its paths matched if so.
+    fn test(&self, rank: u32, req: &RequestView<'_>) -> Option<PathTest> {
+        let entry = self.entries.get(rank as usize)?;
+        let route = self.routes.get(entry.route)?;
+        if !route.matchers.matches_cheap(req) {
+            return None;
+        }
+        // Regexes are the dearest test, so they come last.
+        let regex = entry.paths.is_regex();
+        if regex && !route.matchers.headers_match(req) {
+            return None;
+        }
+        let t = entry.paths.test(req.path);
+        if t == PathTest::Miss || (!regex && !route.matchers.headers_match(req)) {
+            return None;
+        }
+        Some(t)
+    }
+
+    fn answer<'a>(&'a self, rank: u32, test: PathTest, req: &RequestInfo<'a>) -> Option<Match<'a>> {
+        let entry = self.entries.get(rank as usize)?;
+        let route = self.routes.get(entry.route)?;
+        let service = route.service.and_then(|i| self.services.get(i));
+        let hit = match test {
+            PathTest::Hit(h) => Some(h),
+            PathTest::Miss | PathTest::NoPaths => None,
+        };
+        let matched_path = hit.and_then(|h| req.path.get(h.start..h.end));
+        let captures = match (&entry.paths, hit.and_then(|h| h.regex)) {
+            (PathMatchers::Regex(regexes), Some(i)) => regexes
+                .get(i)
+                .filter(|r| r.has_groups)
+                .and_then(|r| UriCaptures::new(&r.regex, req.path)),
+            _ => None,
+        };
+        let strip = route.info.strip_path;
+        let stripped_prefix = if strip { matched_path } else { None };
+        // Without a stripped prefix the postfix is the path after its leading `/`.
+        let prefix_len = stripped_prefix.map_or(1, str::len);
+        let base = service.map_or("/", ServiceInfo::base_path);
+        let postfix = path::postfix(req.path, prefix_len);
+        Some(Match {
+            route: &route.info,
+            service,
+            matched_path,
+            stripped_prefix,
+            captures,
+            upstream_path: upstream_path_v0(base, req.path, postfix, strip),
+            protocol_mismatch: protocol_mismatch(&route.info, req),
+        })
+    }
+
+    /// The number of routes the router serves (disabled services' and stream routes left out).
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// Whether the router serves no route at all.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// The routes served, in the order they were given.
+    pub fn routes(&self) -> impl Iterator<Item = &RouteInfo> {
+        self.routes.iter().map(|r| &r.info)
+    }
+
+    /// Things worth logging that did not stop the build (a route whose service cannot serve
+    /// HTTP and is routed without it).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+}
+
+impl<'a> RequestView<'a> {
+    fn of(req: &RequestInfo<'a>) -> RequestView<'a> {
+        let (host, host_port) = match req.host {
+            Some(h) => {
+                let (h, p) = split_host_port(h);
+                (Some(h), p)
+            }
+            None => (None, None),
+        };
+        RequestView {
+            method: req.method,
+            host,
+            port: host_port.unwrap_or(u64::from(req.port)),
+            path: req.path,
+            https: req.scheme == Scheme::Https,
+            sni: req.sni,
+            headers: req.headers,
+        }
+    }
+}
+
+#[cfg(test)]
+impl Router {
+    /// The reference the index is checked against: every entry in rank order, no index.
+    pub(crate) fn find_linear<'a>(&'a self, req: &RequestInfo<'a>) -> Option<Match<'a>> {
+        let view = RequestView::of(req);
+        let (rank, test) = (0..self.entries.len()).find_map(|rank| {
+            let rank = u32::try_from(rank).ok()?;
+            self.test(rank, &view).map(|t| (rank, t))
+        })?;
+        self.answer(rank, test, req)
+    }
+}
+
+/// The protocol checks the proxy makes after a match, in Kong's order.
+fn protocol_mismatch(route: &RouteInfo, req: &RequestInfo<'_>) -> Option<ProtocolMismatch> {
+    let proto = req.forwarded_proto.unwrap_or(req.scheme.as_str());
+    let p = route.protocols;
+    if p.contains(Protocol::Https) && !p.contains(Protocol::Http) && proto != "https" {
+        return Some(ProtocolMismatch::HttpsRequired {
+            status: route.https_redirect_status_code,
+        });
+    }
+    if p.contains(Protocol::Grpc) || p.contains(Protocol::Grpcs) {
+        let grpc = req
+            .headers
+            .get(CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+        if !grpc {
+            return Some(ProtocolMismatch::NotGrpc);
+        }
+        if req.version != Version::HTTP_2 {
+            return Some(ProtocolMismatch::Http2Required);
+        }
+        if !p.contains(Protocol::Grpc) && proto != "https" {
+            return Some(ProtocolMismatch::GrpcsRequired);
+        }
+    }
+    None
+}
