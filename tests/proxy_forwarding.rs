@@ -11,7 +11,12 @@ use crate::support::kong::{wait_until, Kong};
 use crate::support::upstream::EchoUpstream;
 
 fn admin(kong: &Kong, method: &str, path: &str, body: Value) -> Value {
-    let r = send(method, &kong.admin(path), &[("content-type", "application/json")], Some(body.to_string()));
+    let r = send(
+        method,
+        &kong.admin(path),
+        &[("content-type", "application/json")],
+        Some(body.to_string()),
+    );
     assert!(r.status < 300, "{method} {path}: {} {}", r.status, r.body);
     r.json()
 }
@@ -33,14 +38,36 @@ fn routed(kong: &Kong, path: &str) -> Reply {
 fn requests_reach_the_service_with_kongs_headers() {
     let echo = EchoUpstream::start();
     let kong = Kong::start("");
-    admin(&kong, "POST", "/services", json!({"name": "echo", "url": format!("{}/base", echo.url())}));
-    admin(&kong, "POST", "/services/echo/routes", json!({"name": "r", "paths": ["/echo"]}));
+    admin(
+        &kong,
+        "POST",
+        "/services",
+        json!({"name": "echo", "url": format!("{}/base", echo.url())}),
+    );
+    admin(
+        &kong,
+        "POST",
+        "/services/echo/routes",
+        json!({"name": "r", "paths": ["/echo"]}),
+    );
     routed(&kong, "/echo");
 
-    let r = send("GET", &kong.proxy("/echo/hello?x=1&y=2"), &[("x-forwarded-for", "10.9.8.7"), ("connection", "close, x-hop"), ("x-hop", "1")], None);
+    let r = send(
+        "GET",
+        &kong.proxy("/echo/hello?x=1&y=2"),
+        &[
+            ("x-forwarded-for", "10.9.8.7"),
+            ("connection", "close, x-hop"),
+            ("x-hop", "1"),
+        ],
+        None,
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     let seen = r.json();
-    assert_eq!(seen["path"], "/base/hello", "the matched prefix is stripped and the service path added");
+    assert_eq!(
+        seen["path"], "/base/hello",
+        "the matched prefix is stripped and the service path added"
+    );
     assert_eq!(seen["query"], "x=1&y=2");
     let h = &seen["headers"];
     assert_eq!(h["host"], format!("127.0.0.1:{}", echo.port()));
@@ -50,13 +77,21 @@ fn requests_reach_the_service_with_kongs_headers() {
     assert_eq!(h["x-forwarded-port"], kong.proxy_port.to_string());
     assert_eq!(h["x-forwarded-prefix"], "/echo");
     assert_eq!(h["x-real-ip"], "127.0.0.1");
-    assert!(h.get("x-hop").is_none(), "hop-by-hop headers named in Connection are dropped");
+    assert!(
+        h.get("x-hop").is_none(),
+        "hop-by-hop headers named in Connection are dropped"
+    );
     assert_eq!(r.header("via"), Some("1.1 kong/3.10.0"));
     assert!(r.header("x-kong-upstream-latency").is_some());
     assert!(r.header("x-kong-proxy-latency").is_some());
     assert_eq!(r.header("x-kong-request-id").map(str::len), Some(32));
 
-    let posted = send("POST", &kong.proxy("/echo/form"), &[("content-type", "text/plain")], Some("hello body".into()));
+    let posted = send(
+        "POST",
+        &kong.proxy("/echo/form"),
+        &[("content-type", "text/plain")],
+        Some("hello body".into()),
+    );
     assert_eq!(posted.json()["body"], "hello body");
     assert_eq!(posted.json()["method"], "POST");
 }
@@ -65,12 +100,38 @@ fn requests_reach_the_service_with_kongs_headers() {
 fn route_flags_shape_the_upstream_request() {
     let echo = EchoUpstream::start();
     let kong = Kong::start("");
-    admin(&kong, "POST", "/services", json!({"name": "echo", "url": echo.url()}));
-    admin(&kong, "POST", "/services/echo/routes", json!({"paths": ["/keep"], "strip_path": false, "preserve_host": true}));
-    admin(&kong, "POST", "/services/echo/routes", json!({"paths": ["/secure"], "protocols": ["https"]}));
-    admin(&kong, "POST", "/services/echo/routes", json!({"paths": ["/moved"], "protocols": ["https"], "https_redirect_status_code": 301}));
+    admin(
+        &kong,
+        "POST",
+        "/services",
+        json!({"name": "echo", "url": echo.url()}),
+    );
+    admin(
+        &kong,
+        "POST",
+        "/services/echo/routes",
+        json!({"paths": ["/secure"], "protocols": ["https"]}),
+    );
+    admin(
+        &kong,
+        "POST",
+        "/services/echo/routes",
+        json!({"paths": ["/moved"], "protocols": ["https"], "https_redirect_status_code": 301}),
+    );
+    // Created last: once it routes, the snapshot holds the routes before it too.
+    admin(
+        &kong,
+        "POST",
+        "/services/echo/routes",
+        json!({"paths": ["/keep"], "strip_path": false, "preserve_host": true}),
+    );
     routed(&kong, "/keep");
-    let r = send("GET", &kong.proxy("/keep/x"), &[("host", "api.example.test")], None);
+    let r = send(
+        "GET",
+        &kong.proxy("/keep/x"),
+        &[("host", "api.example.test")],
+        None,
+    );
     let seen = r.json();
     assert_eq!(seen["path"], "/keep/x");
     assert_eq!(seen["headers"]["host"], "api.example.test");
@@ -82,15 +143,24 @@ fn route_flags_shape_the_upstream_request() {
     // A raw request, so that no client follows the redirect.
     let raw = raw_get(kong.proxy_port, "/moved/a?b=1", "shop.test");
     assert!(raw.starts_with("HTTP/1.1 301"), "{raw}");
-    assert!(raw.to_ascii_lowercase().contains("location: https://shop.test/moved/a?b=1"), "{raw}");
+    assert!(
+        raw.to_ascii_lowercase()
+            .contains("location: https://shop.test/moved/a?b=1"),
+        "{raw}"
+    );
 }
 
 /// Sends a bare HTTP/1.1 GET and returns the whole response text.
 fn raw_get(port: u16, path: &str, host: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").expect("write");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
     let mut out = String::new();
     s.read_to_string(&mut out).expect("read");
     out
@@ -101,19 +171,62 @@ fn upstream_failures_answer_502_503_504() {
     let echo = EchoUpstream::start();
     let kong = Kong::start("");
     let closed = crate::support::kong::free_port();
-    admin(&kong, "POST", "/services", json!({"name": "down", "url": format!("http://127.0.0.1:{closed}"), "retries": 2}));
-    admin(&kong, "POST", "/services/down/routes", json!({"paths": ["/down"]}));
-    admin(&kong, "POST", "/services", json!({"name": "slow", "url": echo.url(), "read_timeout": 200}));
-    admin(&kong, "POST", "/services/slow/routes", json!({"paths": ["/slow"], "strip_path": false}));
-    admin(&kong, "POST", "/services", json!({"name": "nowhere", "url": "http://no-such-host.invalid"}));
-    admin(&kong, "POST", "/services/nowhere/routes", json!({"paths": ["/nowhere"]}));
+    admin(
+        &kong,
+        "POST",
+        "/services",
+        json!({"name": "down", "url": format!("http://127.0.0.1:{closed}"), "retries": 2}),
+    );
+    admin(
+        &kong,
+        "POST",
+        "/services/down/routes",
+        json!({"paths": ["/down"]}),
+    );
+    admin(
+        &kong,
+        "POST",
+        "/services",
+        json!({"name": "slow", "url": echo.url(), "read_timeout": 200}),
+    );
+    admin(
+        &kong,
+        "POST",
+        "/services/slow/routes",
+        json!({"paths": ["/slow"]}),
+    );
+    admin(
+        &kong,
+        "POST",
+        "/services",
+        json!({"name": "nowhere", "url": "http://no-such-host.invalid"}),
+    );
+    admin(
+        &kong,
+        "POST",
+        "/services/nowhere/routes",
+        json!({"paths": ["/nowhere"]}),
+    );
     admin(&kong, "POST", "/routes", json!({"paths": ["/orphan"]}));
     routed(&kong, "/orphan");
 
-    let r = send("GET", &kong.proxy("/down"), &[("accept", "application/json")], None);
+    let r = send(
+        "GET",
+        &kong.proxy("/down"),
+        &[("accept", "application/json")],
+        None,
+    );
     assert_eq!(r.status, 502);
-    assert_eq!(r.json()["message"], "An invalid response was received from the upstream server");
-    let r = send("GET", &kong.proxy("/slow/delay/2000"), &[("accept", "application/json")], None);
+    assert_eq!(
+        r.json()["message"],
+        "An invalid response was received from the upstream server"
+    );
+    let r = send(
+        "GET",
+        &kong.proxy("/slow/delay/2000"),
+        &[("accept", "application/json")],
+        None,
+    );
     assert_eq!(r.status, 504);
     assert_eq!(r.json()["message"], "The upstream server is timing out");
     let r = send("GET", &kong.proxy("/nowhere"), &[], None);

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use kong::snapshot::{spawn_sync, Snapshot};
+use kong::proxy::upstream::Keepalive;
+use kong::snapshot::{spawn_sync, Settings, Snapshot};
 use kong::store::{Store, WriteOptions};
 use serde_json::json;
 
@@ -16,6 +17,15 @@ fn doc(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
     match v {
         serde_json::Value::Object(m) => m,
         _ => panic!("object expected"),
+    }
+}
+
+fn settings() -> Settings {
+    Settings {
+        keepalive: Keepalive {
+            pool_size: 16,
+            idle_timeout: 60,
+        },
     }
 }
 
@@ -46,7 +56,7 @@ fn writes_rebuild_the_snapshot_and_failures_keep_the_last_good_one() {
             .expect("migrations");
         let store = Store::sqlite(pool.clone());
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::empty()));
-        let sync = spawn_sync(store.clone(), snapshot.clone())
+        let sync = spawn_sync(store.clone(), snapshot.clone(), settings())
             .await
             .expect("first build");
         let first = snapshot.load_full();
@@ -124,7 +134,7 @@ fn first_snapshot_failure_is_reported() {
             .expect("sqlite");
         let store = Store::sqlite(pool);
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::empty()));
-        let err = spawn_sync(store, snapshot)
+        let err = spawn_sync(store, snapshot, settings())
             .await
             .expect_err("no schema, no snapshot");
         assert!(

@@ -70,6 +70,7 @@ pub async fn send(
     let mut tries = 0u32;
     let mut body = Some(body);
     loop {
+        let streamed = matches!(body, Some(Outgoing::Streamed(_)));
         let (outgoing, replay): (UpstreamBody, Option<Bytes>) = match body.take() {
             Some(Outgoing::Buffered(bytes)) => (
                 Full::new(bytes.clone())
@@ -82,8 +83,13 @@ pub async fn send(
         };
         let mut req = Request::from_parts(head.clone(), outgoing);
         *req.uri_mut() = target.uri.clone();
-        // The connect timeout is the client's; this bounds sending plus waiting for the head.
-        let limit = target.timeouts.write + target.timeouts.read;
+        // The connector enforces the connect timeout. Sending and waiting for the response head
+        // are bounded together: the read timeout, plus the write timeout when the body streams
+        // from the client (a buffered one is written at once). The pooled client does not say
+        // when a new connection was made, so a connection set up for this request spends part
+        // of the read budget (on a LAN, about a millisecond).
+        let t = target.timeouts;
+        let limit = t.read + if streamed { t.write } else { Duration::ZERO };
         let result = tokio::time::timeout(limit, client.request(req)).await;
         let err = match result {
             Ok(Ok(resp)) => return Ok(resp),

@@ -326,6 +326,22 @@ impl Router {
         build::build(routes, services)
     }
 
+    /// A router without routes (every request is unmatched).
+    pub fn empty() -> Router {
+        Router {
+            routes: Vec::new(),
+            services: Vec::new(),
+            entries: Vec::new(),
+            index: Index::default(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// The services the routes lead to.
+    pub fn services(&self) -> impl Iterator<Item = &ServiceInfo> {
+        self.services.iter()
+    }
+
     /// The best route for `req`, per the priority rules in the module docs.
     pub fn find<'a>(&'a self, req: &RequestInfo<'a>) -> Option<Match<'a>> {
         let view = RequestView::of(req);

@@ -143,7 +143,8 @@ async fn serve(
         }
     }
     // The first snapshot is built before any listener opens: a node never serves without one.
-    let sync = crate::snapshot::spawn_sync(store.clone(), node.snapshot.clone()).await?;
+    let settings = crate::snapshot::Settings::of(&config);
+    let sync = crate::snapshot::spawn_sync(store.clone(), node.snapshot.clone(), settings).await?;
     let state = AdminState {
         node: node.clone(),
         store,

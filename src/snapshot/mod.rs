@@ -15,12 +15,19 @@ use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::proxy::upstream::{Keepalive, Upstreams};
+use crate::router::{Router, RouterError};
+use crate::store::schema::Doc;
 use crate::store::{DbError, Store};
 
-/// What the proxy runs from. The router, plugin chains, balancers and certificates are compiled
-/// into it by the proxy work; today it carries the entity inventory it is built from.
+/// What the proxy runs from: the compiled router and the upstream clients (plugin chains,
+/// balancers and certificates join as they arrive), plus an inventory of what it was built from.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
+    /// Routes and services, compiled for matching.
+    pub router: Arc<Router>,
+    /// Pooled upstream clients, one per connect timeout in use.
+    pub upstreams: Upstreams,
     /// Increases by one with every rebuild.
     pub version: u64,
     /// When it was built.
@@ -37,12 +44,42 @@ pub enum SnapshotError {
     /// The store could not be read.
     #[error("could not read the configuration: {0}")]
     Store(#[from] DbError),
+    /// The routes could not be compiled.
+    #[error("could not build the router: {0}")]
+    Router(#[from] RouterError),
+}
+
+/// Node settings a snapshot is built with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// Upstream keep-alive (`upstream_keepalive_*`).
+    pub keepalive: Keepalive,
+}
+
+impl Settings {
+    /// The settings in `config`.
+    pub fn of(config: &crate::config::Config) -> Settings {
+        Settings {
+            keepalive: Keepalive {
+                pool_size: config.upstream_keepalive_pool_size as usize,
+                idle_timeout: config.upstream_keepalive_idle_timeout,
+            },
+        }
+    }
 }
 
 impl Snapshot {
     /// The snapshot before any configuration was read.
     pub fn empty() -> Snapshot {
         Snapshot {
+            router: Arc::new(Router::empty()),
+            upstreams: Upstreams::new(
+                [],
+                Keepalive {
+                    pool_size: 0,
+                    idle_timeout: 60,
+                },
+            ),
             version: 0,
             built_at: SystemTime::now(),
             counts: Vec::new(),
@@ -50,10 +87,18 @@ impl Snapshot {
         }
     }
 
-    /// Builds snapshot number `version` from the store's current content (one consistent read).
-    pub async fn build(store: &Store, version: u64) -> Result<Snapshot, SnapshotError> {
+    /// Builds snapshot number `version` from the store's current content (one consistent read),
+    /// keeping the pooled connections of `previous` that are still wanted.
+    pub async fn build(
+        store: &Store,
+        version: u64,
+        settings: Settings,
+        previous: Option<&Snapshot>,
+    ) -> Result<Snapshot, SnapshotError> {
         let mut hasher = Sha256::new();
         let mut counts: Vec<(&'static str, usize)> = Vec::new();
+        let mut routes: Vec<Doc> = Vec::new();
+        let mut services: Vec<Doc> = Vec::new();
         // Page by page: memory stays bounded whatever the configuration's size.
         store
             .scan(|name, docs| {
@@ -69,14 +114,29 @@ impl Snapshot {
                 if let Some((_, n)) = counts.last_mut() {
                     *n += docs.len();
                 }
+                match name {
+                    "routes" => routes.extend(docs),
+                    "services" => services.extend(docs),
+                    _ => {}
+                }
             })
             .await?;
+        let router = Router::build(&routes, &services)?;
+        drop((routes, services));
+        let timeouts: std::collections::BTreeSet<u64> =
+            router.services().map(|s| s.connect_timeout).collect();
+        let mut upstreams = Upstreams::new(timeouts, settings.keepalive);
+        if let Some(prev) = previous {
+            upstreams = upstreams.reuse(&prev.upstreams);
+        }
         let hash = hasher
             .finalize()
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
         Ok(Snapshot {
+            router: Arc::new(router),
+            upstreams,
             version,
             built_at: SystemTime::now(),
             counts,
@@ -116,10 +176,11 @@ pub struct Sync {
 pub async fn spawn_sync(
     store: Store,
     target: Arc<ArcSwap<Snapshot>>,
+    settings: Settings,
 ) -> Result<Sync, SnapshotError> {
     // Subscribe before the first build, so a change committed meanwhile is not missed.
     let mut changes = store.subscribe();
-    let first = Snapshot::build(&store, target.load().version + 1).await?;
+    let first = Snapshot::build(&store, target.load().version + 1, settings, None).await?;
     target.store(Arc::new(first));
     let status = Arc::new(SyncStatus::default());
     let health = status.clone();
@@ -133,8 +194,9 @@ pub async fn spawn_sync(
             while let Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) =
                 changes.try_recv()
             {}
-            let version = target.load().version + 1;
-            match Snapshot::build(&store, version).await {
+            let previous = target.load_full();
+            let version = previous.version + 1;
+            match Snapshot::build(&store, version, settings, Some(&previous)).await {
                 Ok(next) => {
                     tracing::debug!(version, "configuration snapshot rebuilt");
                     target.store(Arc::new(next));
