@@ -255,15 +255,51 @@ impl<'d> Services<'d> {
     }
 }
 
-fn compile_regex(route: &str, pattern: &str, anchored: &str) -> Result<Regex, RouterError> {
-    Regex::new(anchored).map_err(|e| RouterError::Regex {
+/// Compiled regexes of a previous router, by pattern, so a rebuild compiles only new patterns
+/// (compiling dominates the build time of regex-heavy configurations).
+#[derive(Default)]
+pub(crate) struct RegexCache<'p> {
+    /// Path regexes by anchored pattern.
+    paths: HashMap<&'p str, &'p Regex>,
+    /// `~*` header regexes by lower-cased pattern (all compiled case-insensitive).
+    headers: HashMap<&'p str, &'p Regex>,
+}
+
+impl<'p> RegexCache<'p> {
+    pub fn of(router: &'p Router) -> RegexCache<'p> {
+        let mut cache = RegexCache::default();
+        for entry in &router.entries {
+            if let PathMatchers::Regex(regexes) = &entry.paths {
+                for r in regexes.iter() {
+                    cache.paths.insert(r.regex.as_str(), &r.regex);
+                }
+            }
+        }
+        for route in &router.routes {
+            for h in route.matchers.headers.iter() {
+                for v in h.values.iter() {
+                    if let HeaderValueMatcher::Regex(re) = v {
+                        cache.headers.insert(re.as_str(), re);
+                    }
+                }
+            }
+        }
+        cache
+    }
+}
+
+fn regex_error(route: &str, pattern: &str, e: regex::Error) -> RouterError {
+    RouterError::Regex {
         route: route.to_owned(),
         pattern: pattern.to_owned(),
         source: Box::new(e),
-    })
+    }
 }
 
-fn compile_headers(f: &Fields<'_>) -> Result<Vec<HeaderMatcher>, RouterError> {
+fn compile_headers(
+    f: &Fields<'_>,
+    cache: &RegexCache<'_>,
+) -> Result<Vec<HeaderMatcher>, RouterError> {
     let map = match f.get("headers") {
         None => return Ok(Vec::new()),
         Some(Value::Object(m)) => m,
@@ -302,14 +338,13 @@ fn compile_headers(f: &Fields<'_>) -> Result<Vec<HeaderMatcher>, RouterError> {
             matchers.push(match v.strip_prefix("~*") {
                 Some(pattern) => {
                     let lowered = pattern.to_ascii_lowercase();
-                    let re = RegexBuilder::new(&lowered)
-                        .case_insensitive(true)
-                        .build()
-                        .map_err(|e| RouterError::Regex {
-                            route: f.id.to_owned(),
-                            pattern: v.to_owned(),
-                            source: Box::new(e),
-                        })?;
+                    let re = match cache.headers.get(lowered.as_str()) {
+                        Some(re) => (*re).clone(),
+                        None => RegexBuilder::new(&lowered)
+                            .case_insensitive(true)
+                            .build()
+                            .map_err(|e| regex_error(f.id, v, e))?,
+                    };
                     HeaderValueMatcher::Regex(re)
                 }
                 None => HeaderValueMatcher::Exact(v.to_ascii_lowercase().into()),
@@ -324,14 +359,22 @@ fn compile_headers(f: &Fields<'_>) -> Result<Vec<HeaderMatcher>, RouterError> {
 }
 
 /// A route's compiled paths for one group, with the path keys it is indexed under.
-fn compile_group(route: &str, group: &[&str]) -> Result<(PathMatchers, Vec<String>), RouterError> {
+fn compile_group(
+    route: &str,
+    group: &[&str],
+    cache: &RegexCache<'_>,
+) -> Result<(PathMatchers, Vec<String>), RouterError> {
     if group.first().is_some_and(|p| p.starts_with('~')) {
         let mut regexes = Vec::with_capacity(group.len());
         let mut keys = Vec::with_capacity(group.len());
         for p in group {
             let pattern = p.get(1..).unwrap_or("");
             // Regex paths are anchored at the start of the path, never at its end.
-            let re = compile_regex(route, p, &format!("^{pattern}"))?;
+            let anchored = format!("^{pattern}");
+            let re = match cache.paths.get(anchored.as_str()) {
+                Some(re) => (*re).clone(),
+                None => Regex::new(&anchored).map_err(|e| regex_error(route, p, e))?,
+            };
             keys.push(literal_prefix(pattern).to_owned());
             regexes.push(RegexPath {
                 has_groups: re.captures_len() > 1,
@@ -356,6 +399,7 @@ struct ParsedRoute {
 fn parse_route<'d>(
     doc: &'d Doc,
     services: &mut Services<'d>,
+    cache: &RegexCache<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<Option<ParsedRoute>, RouterError> {
     let id = entity_id(doc, "route")?;
@@ -409,7 +453,7 @@ fn parse_route<'d>(
         .into_iter()
         .map(str::to_owned)
         .collect();
-    let headers = compile_headers(&f)?;
+    let headers = compile_headers(&f, cache)?;
 
     let matchers = RouteMatchers {
         methods: methods.iter().flatten().map(|m| Box::from(*m)).collect(),
@@ -460,7 +504,7 @@ fn parse_route<'d>(
         compiled_groups.push((PathMatchers::Any, vec![String::new()], base, uuid));
     }
     for (n, group) in groups.iter().enumerate() {
-        let (paths, keys) = compile_group(id, group)?;
+        let (paths, keys) = compile_group(id, group, cache)?;
         let inputs = PriorityInputs {
             regex: paths.is_regex(),
             prefix_len: if paths.is_regex() {
@@ -528,7 +572,11 @@ fn host_key(h: &HostMatcher) -> HostKey<'_> {
     }
 }
 
-pub(crate) fn build(routes: &[Doc], services: &[Doc]) -> Result<Router, RouterError> {
+pub(crate) fn build(
+    routes: &[Doc],
+    services: &[Doc],
+    cache: &RegexCache<'_>,
+) -> Result<Router, RouterError> {
     let mut services = Services::new(services)?;
     let mut warnings = Vec::new();
     let mut compiled: Vec<CompiledRoute> = Vec::with_capacity(routes.len());
@@ -540,7 +588,7 @@ pub(crate) fn build(routes: &[Doc], services: &[Doc]) -> Result<Router, RouterEr
         if seen.insert(id, ()).is_some() {
             return Err(RouterError::DuplicateRoute(id.to_owned()));
         }
-        let Some(parsed) = parse_route(doc, &mut services, &mut warnings)? else {
+        let Some(parsed) = parse_route(doc, &mut services, cache, &mut warnings)? else {
             continue;
         };
         let route = compiled.len();

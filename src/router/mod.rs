@@ -79,12 +79,21 @@
 //!
 //! Parts are sorted once at build time; a part's rank is its position. The index (`index.rs`)
 //! files every part by host (exact names in a hash map, `*.x` by suffix, `x.*` by prefix, the
-//! rest host-agnostic) and, inside each host bucket, in a radix tree by path key (the prefix
-//! path itself, the literal text a regex path must begin with, or the root when the part has no
-//! paths). A lookup visits only the buckets the request host selects and the tree nodes along
-//! the request path; each visited list is sorted by rank, so it stops at its first full match or
-//! as soon as ranks pass the best match so far. The cost therefore depends on the request and on
-//! the routes sharing its host and path prefixes, not on the total number of routes.
+//! rest host-agnostic), then by path key (the prefix path itself, the literal text a regex path
+//! must begin with, or the empty key when the part has no paths): keys with a second `/` in a
+//! hash map by their first segment, each over a radix tree of the rest, shorter keys in one
+//! radix tree. A lookup visits only the buckets the request host selects, one first-segment
+//! group, and the tree nodes along the request path; each visited list is sorted by rank, so it
+//! stops at its first full match or as soon as ranks pass the best match so far. The cost
+//! therefore depends on the request and on the routes sharing its host and path prefixes, not
+//! on the total number of routes.
+//!
+//! Regex searches borrow a matching cache from the `regex` crate's per-regex pool, which only
+//! ever try-locks (it never waits: under contention it makes a fresh cache instead).
+//!
+//! Compiling regexes dominates the build time of regex-heavy configurations, so a snapshot that
+//! already has a router rebuilds with [`Router::rebuild`], which reuses the compiled regexes of
+//! unchanged patterns.
 //!
 //! # Upstream path
 //!
@@ -323,7 +332,14 @@ impl Router {
     /// Compiles the HTTP routes among `routes` (stored route documents) against `services`
     /// (stored service documents). Fails on the first document the router cannot use.
     pub fn build(routes: &[Doc], services: &[Doc]) -> Result<Router, RouterError> {
-        build::build(routes, services)
+        build::build(routes, services, &build::RegexCache::default())
+    }
+
+    /// Like [`Router::build`], reusing this router's compiled regexes for patterns that did not
+    /// change: the snapshot rebuilds with this after a configuration change, so a change costs
+    /// little even with thousands of regex routes.
+    pub fn rebuild(&self, routes: &[Doc], services: &[Doc]) -> Result<Router, RouterError> {
+        build::build(routes, services, &build::RegexCache::of(self))
     }
 
     /// The best route for `req`, per the priority rules in the module docs.
