@@ -111,7 +111,7 @@ pub struct Match<'a> {
     pub stripped_prefix: Option<&'a str>,
     /// The capture groups, when the route matched by a regex path that has groups.
     pub captures: Option<UriCaptures<'a>>,
-    /// The path to send upstream (see [`upstream_path_v0`]).
+    /// The path to send upstream (see [`upstream_path_v0`](super::upstream_path_v0)).
     pub upstream_path: UpstreamPath<'a>,
     /// Set when the route does not accept the request's protocol.
     pub protocol_mismatch: Option<ProtocolMismatch>,

@@ -32,7 +32,7 @@ pub struct RequestInfo<'a> {
     /// The `Host` header (or HTTP/2 `:authority`) as received, port included; `None` when
     /// absent.
     pub host: Option<&'a str>,
-    /// The request path, without query string, after [`normalize_path`].
+    /// The request path, without query string, after [`normalize_path`](super::normalize_path).
     pub path: &'a str,
     /// The client connection's scheme; decides whether SNIs are checked.
     pub scheme: Scheme,
