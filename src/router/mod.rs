@@ -36,7 +36,9 @@
 //!   (an IPv6 literal therefore never splits).
 //! - **paths**: a prefix path matches when the normalized path starts with it (case matters).
 //!   A `~` path is a regex (the `regex` crate's syntax, as Kong's router engine uses) anchored at
-//!   the start but not at the end; its named and numbered groups become the URI captures.
+//!   the start but not at the end: `^` is put before the pattern as written, so a top-level
+//!   alternation anchors only its first branch, as in Kong. Its named and numbered groups become
+//!   the URI captures.
 //! - **headers**: names are case-insensitive and `_` in a stored name stands for `-`. A value
 //!   matches when the request's value, lower-cased, equals the stored value lower-cased; a value
 //!   written `~*regex` is a case-insensitive, unanchored regex. Any value of a repeated header
@@ -62,7 +64,8 @@
 //!       paths: a route that constrains more of the request is more specific, whatever the
 //!       attributes are;
 //!    2. *plain hosts only*, set when `hosts` is present and has no wildcard: an exact name is
-//!       more specific than a pattern;
+//!       more specific than a pattern (an empty `hosts` list sets it too, as in Kong, which
+//!       tests the field's type);
 //!    3. *header count* (capped at 255): each header is one more condition;
 //!    4. *regex path*: regex parts before prefix parts of equal rank, because regexes are how
 //!       exceptions are carved out of prefixes;
@@ -115,8 +118,8 @@
 //!   whole lookup).
 //! - Bad stored data (wrong JSON types, an unknown service, an invalid regex, an HTTP route with
 //!   `sources`, `destinations` or an `expression`) fails [`Router::build`] with a
-//!   [`RouterError`] instead of dropping the route with a log line: the snapshot keeps its
-//!   previous router and reports the error.
+//!   [`RouterError`], where Kong drops a route whose matcher does not compile and logs it: the
+//!   snapshot keeps its previous router and reports the error.
 
 mod answer;
 mod build;
