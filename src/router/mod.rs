@@ -36,7 +36,9 @@
 //!   (an IPv6 literal therefore never splits).
 //! - **paths**: a prefix path matches when the normalized path starts with it (case matters).
 //!   A `~` path is a regex (the `regex` crate's syntax, as Kong's router engine uses) anchored at
-//!   the start but not at the end; its named and numbered groups become the URI captures.
+//!   the start but not at the end: `^` is put before the pattern as written, so a top-level
+//!   alternation anchors only its first branch, as in Kong. Its named and numbered groups become
+//!   the URI captures.
 //! - **headers**: names are case-insensitive and `_` in a stored name stands for `-`. A value
 //!   matches when the request's value, lower-cased, equals the stored value lower-cased; a value
 //!   written `~*regex` is a case-insensitive, unanchored regex. Any value of a repeated header
@@ -62,7 +64,8 @@
 //!       paths: a route that constrains more of the request is more specific, whatever the
 //!       attributes are;
 //!    2. *plain hosts only*, set when `hosts` is present and has no wildcard: an exact name is
-//!       more specific than a pattern;
+//!       more specific than a pattern (an empty `hosts` list sets it too, as in Kong, which
+//!       tests the field's type);
 //!    3. *header count* (capped at 255): each header is one more condition;
 //!    4. *regex path*: regex parts before prefix parts of equal rank, because regexes are how
 //!       exceptions are carved out of prefixes;
@@ -79,12 +82,21 @@
 //!
 //! Parts are sorted once at build time; a part's rank is its position. The index (`index.rs`)
 //! files every part by host (exact names in a hash map, `*.x` by suffix, `x.*` by prefix, the
-//! rest host-agnostic) and, inside each host bucket, in a radix tree by path key (the prefix
-//! path itself, the literal text a regex path must begin with, or the root when the part has no
-//! paths). A lookup visits only the buckets the request host selects and the tree nodes along
-//! the request path; each visited list is sorted by rank, so it stops at its first full match or
-//! as soon as ranks pass the best match so far. The cost therefore depends on the request and on
-//! the routes sharing its host and path prefixes, not on the total number of routes.
+//! rest host-agnostic), then by path key (the prefix path itself, the literal text a regex path
+//! must begin with, or the empty key when the part has no paths): keys with a second `/` in a
+//! hash map by their first segment, each over a radix tree of the rest, shorter keys in one
+//! radix tree. A lookup visits only the buckets the request host selects, one first-segment
+//! group, and the tree nodes along the request path; each visited list is sorted by rank, so it
+//! stops at its first full match or as soon as ranks pass the best match so far. The cost
+//! therefore depends on the request and on the routes sharing its host and path prefixes, not
+//! on the total number of routes.
+//!
+//! Regex searches borrow a matching cache from the `regex` crate's per-regex pool, which only
+//! ever try-locks (it never waits: under contention it makes a fresh cache instead).
+//!
+//! Compiling regexes dominates the build time of regex-heavy configurations, so a snapshot that
+//! already has a router rebuilds with [`Router::rebuild`], which reuses the compiled regexes of
+//! unchanged patterns.
 //!
 //! # Upstream path
 //!
@@ -106,10 +118,13 @@
 //!   whole lookup).
 //! - Bad stored data (wrong JSON types, an unknown service, an invalid regex, an HTTP route with
 //!   `sources`, `destinations` or an `expression`) fails [`Router::build`] with a
-//!   [`RouterError`] instead of dropping the route with a log line: the snapshot keeps its
-//!   previous router and reports the error.
+//!   [`RouterError`], where Kong drops a route whose matcher does not compile and logs it: the
+//!   snapshot keeps its previous router and reports the error.
 
+mod answer;
 mod build;
+mod compile;
+mod entity;
 mod error;
 mod index;
 mod matcher;
@@ -117,23 +132,21 @@ mod model;
 mod normalize;
 mod path;
 mod priority;
+mod request;
 #[cfg(test)]
 mod tests;
 
-use std::fmt;
-
-use http::header::CONTENT_TYPE;
-use http::{HeaderMap, Version};
-use regex::{CaptureLocations, Regex};
-
+pub use answer::{Match, ProtocolMismatch, UriCaptures};
 pub use error::RouterError;
 pub use model::{PathHandling, Protocol, Protocols, RouteInfo, ServiceInfo};
 pub use normalize::normalize_path;
 pub use path::{escape_path, upstream_path_v0, upstream_path_v1, UpstreamPath};
+pub use request::{RequestInfo, Scheme};
 
+use answer::protocol_mismatch;
 use build::{CompiledRoute, Entry};
 use index::Index;
-use matcher::{split_host_port, PathMatchers, PathTest, RequestView};
+use matcher::{PathMatchers, PathTest, RequestView};
 
 /// A stored entity: the JSON object the store keeps.
 pub type Doc = serde_json::Map<String, serde_json::Value>;
@@ -149,181 +162,18 @@ pub struct Router {
     warnings: Vec<String>,
 }
 
-/// The scheme of the client connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Scheme {
-    /// Plain HTTP (also cleartext gRPC).
-    #[default]
-    Http,
-    /// TLS (also gRPC over TLS).
-    Https,
-}
-
-impl Scheme {
-    /// `http` or `https`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-        }
-    }
-}
-
-/// What the router needs to know about a request. Everything is borrowed from the request.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestInfo<'a> {
-    /// The request method.
-    pub method: &'a str,
-    /// The `Host` header (or HTTP/2 `:authority`) as received, port included; `None` when
-    /// absent.
-    pub host: Option<&'a str>,
-    /// The request path, without query string, after [`normalize_path`].
-    pub path: &'a str,
-    /// The client connection's scheme; decides whether SNIs are checked.
-    pub scheme: Scheme,
-    /// `X-Forwarded-Proto` when the peer is trusted to set it; the protocol checks use it
-    /// instead of `scheme` (as Kong does behind a TLS-terminating load balancer).
-    pub forwarded_proto: Option<&'a str>,
-    /// The port the request arrived on, after `port_maps`; compared with `hosts` entries that
-    /// carry a port when the `Host` header has none.
-    pub port: u16,
-    /// The TLS SNI, if the connection is TLS and the client sent one.
-    pub sni: Option<&'a str>,
-    /// The request headers.
-    pub headers: &'a HeaderMap,
-    /// The HTTP version (gRPC routes require HTTP/2).
-    pub version: Version,
-}
-
-impl<'a> RequestInfo<'a> {
-    /// A plain-HTTP/1.1 request on port 80 without `Host` or SNI; set the other fields as
-    /// needed.
-    pub fn new(method: &'a str, path: &'a str, headers: &'a HeaderMap) -> RequestInfo<'a> {
-        RequestInfo {
-            method,
-            host: None,
-            path,
-            scheme: Scheme::Http,
-            forwarded_proto: None,
-            port: 80,
-            sni: None,
-            headers,
-            version: Version::HTTP_11,
-        }
-    }
-}
-
-/// Why a matched route cannot serve the request as it came; the proxy answers instead of
-/// proxying.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProtocolMismatch {
-    /// The route accepts `https` but not `http`, and the request is not HTTPS. With `status`
-    /// 426: `426 Please use HTTPS protocol` with `Connection: Upgrade` and
-    /// `Upgrade: TLS/1.2, HTTP/1.1`; otherwise (301, 302, 307, 308): that status, empty, with
-    /// `Location: https://<host><request URI>`.
-    HttpsRequired {
-        /// The route's `https_redirect_status_code`.
-        status: u16,
-    },
-    /// A gRPC route hit by a request without a `application/grpc…` content type:
-    /// `415 Non-gRPC request matched gRPC route`.
-    NotGrpc,
-    /// A gRPC request over HTTP/1: `426 Please use HTTP2 protocol` with `Connection: Upgrade`
-    /// and `Upgrade: HTTP/2`.
-    Http2Required,
-    /// A cleartext gRPC request on a `grpcs`-only route: `200` with
-    /// `Content-Type: application/grpc`, `grpc-status: 1` and
-    /// `grpc-message: gRPC request matched gRPCs route`.
-    GrpcsRequired,
-}
-
-/// The named and numbered capture groups of the regex path that matched.
-pub struct UriCaptures<'a> {
-    regex: &'a Regex,
-    locs: CaptureLocations,
-    haystack: &'a str,
-}
-
-impl<'a> UriCaptures<'a> {
-    fn new(regex: &'a Regex, haystack: &'a str) -> Option<UriCaptures<'a>> {
-        let mut locs = regex.capture_locations();
-        regex.captures_read(&mut locs, haystack)?;
-        Some(UriCaptures {
-            regex,
-            locs,
-            haystack,
-        })
-    }
-
-    /// Group `i`; 0 is the whole match. `None` for a group that did not take part.
-    pub fn get(&self, i: usize) -> Option<&'a str> {
-        let (start, end) = self.locs.get(i)?;
-        self.haystack.get(start..end)
-    }
-
-    /// The group named `name`, if it took part.
-    pub fn name(&self, name: &str) -> Option<&'a str> {
-        let i = self.regex.capture_names().position(|n| n == Some(name))?;
-        self.get(i)
-    }
-
-    /// The number of groups, the whole match included.
-    pub fn len(&self) -> usize {
-        self.locs.len()
-    }
-
-    /// Always false: there is at least the whole match.
-    pub fn is_empty(&self) -> bool {
-        self.locs.len() == 0
-    }
-
-    /// The groups that took part, by number (0 first).
-    pub fn numbered(&self) -> impl Iterator<Item = (usize, &'a str)> + '_ {
-        (0..self.len()).filter_map(|i| self.get(i).map(|s| (i, s)))
-    }
-
-    /// The named groups that took part.
-    pub fn named(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
-        let regex: &'a Regex = self.regex;
-        regex
-            .capture_names()
-            .enumerate()
-            .filter_map(|(i, n)| Some((n?, self.get(i)?)))
-    }
-}
-
-impl fmt::Debug for UriCaptures<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.numbered()).finish()
-    }
-}
-
-/// The route a request matched and what the proxy needs to serve it.
-#[derive(Debug)]
-pub struct Match<'a> {
-    /// The matched route.
-    pub route: &'a RouteInfo,
-    /// Its service; `None` for a route without one.
-    pub service: Option<&'a ServiceInfo>,
-    /// The part of the request path the route's path matched (for a regex, its whole match);
-    /// `None` when the route matched without paths.
-    pub matched_path: Option<&'a str>,
-    /// The prefix removed from the upstream path: the matched path when the route strips it.
-    /// Also the `X-Forwarded-Prefix` value (not sent when it is `/`).
-    pub stripped_prefix: Option<&'a str>,
-    /// The capture groups, when the route matched by a regex path that has groups.
-    pub captures: Option<UriCaptures<'a>>,
-    /// The path to send upstream (see [`upstream_path_v0`]).
-    pub upstream_path: UpstreamPath<'a>,
-    /// Set when the route does not accept the request's protocol.
-    pub protocol_mismatch: Option<ProtocolMismatch>,
-}
-
 impl Router {
     /// Compiles the HTTP routes among `routes` (stored route documents) against `services`
     /// (stored service documents). Fails on the first document the router cannot use.
     pub fn build(routes: &[Doc], services: &[Doc]) -> Result<Router, RouterError> {
-        build::build(routes, services)
+        build::build(routes, services, &compile::RegexCache::default())
+    }
+
+    /// Like [`Router::build`], reusing this router's compiled regexes for patterns that did not
+    /// change: the snapshot rebuilds with this after a configuration change, so a change costs
+    /// little even with thousands of regex routes.
+    pub fn rebuild(&self, routes: &[Doc], services: &[Doc]) -> Result<Router, RouterError> {
+        build::build(routes, services, &compile::RegexCache::of(self))
     }
 
     /// A router without routes (every request is unmatched).
@@ -436,27 +286,6 @@ impl Router {
     }
 }
 
-impl<'a> RequestView<'a> {
-    fn of(req: &RequestInfo<'a>) -> RequestView<'a> {
-        let (host, host_port) = match req.host {
-            Some(h) => {
-                let (h, p) = split_host_port(h);
-                (Some(h), p)
-            }
-            None => (None, None),
-        };
-        RequestView {
-            method: req.method,
-            host,
-            port: host_port.unwrap_or(u64::from(req.port)),
-            path: req.path,
-            https: req.scheme == Scheme::Https,
-            sni: req.sni,
-            headers: req.headers,
-        }
-    }
-}
-
 #[cfg(test)]
 impl Router {
     /// The reference the index is checked against: every entry in rank order, no index.
@@ -468,31 +297,4 @@ impl Router {
         })?;
         self.answer(rank, test, req)
     }
-}
-
-/// The protocol checks the proxy makes after a match, in Kong's order.
-fn protocol_mismatch(route: &RouteInfo, req: &RequestInfo<'_>) -> Option<ProtocolMismatch> {
-    let proto = req.forwarded_proto.unwrap_or(req.scheme.as_str());
-    let p = route.protocols;
-    if p.contains(Protocol::Https) && !p.contains(Protocol::Http) && proto != "https" {
-        return Some(ProtocolMismatch::HttpsRequired {
-            status: route.https_redirect_status_code,
-        });
-    }
-    if p.contains(Protocol::Grpc) || p.contains(Protocol::Grpcs) {
-        let grpc = req
-            .headers
-            .get(CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-        if !grpc {
-            return Some(ProtocolMismatch::NotGrpc);
-        }
-        if req.version != Version::HTTP_2 {
-            return Some(ProtocolMismatch::Http2Required);
-        }
-        if !p.contains(Protocol::Grpc) && proto != "https" {
-            return Some(ProtocolMismatch::GrpcsRequired);
-        }
-    }
-    None
 }

@@ -121,7 +121,11 @@ impl Snapshot {
                 }
             })
             .await?;
-        let router = Router::build(&routes, &services)?;
+        // A rebuild reuses the previous router's compiled regexes.
+        let router = match previous {
+            Some(prev) => prev.router.rebuild(&routes, &services)?,
+            None => Router::build(&routes, &services)?,
+        };
         drop((routes, services));
         let timeouts: std::collections::BTreeSet<u64> =
             router.services().map(|s| s.connect_timeout).collect();

@@ -131,3 +131,24 @@ fn index_scales_to_many_distinct_hosts_and_prefixes() {
     assert_routes_to(&r, &get("h5.test", "/p77/x"), 6);
     assert_no_match(&r, &get("nope.test", "/p77"));
 }
+
+#[test]
+fn rebuild_answers_like_a_fresh_build_with_changed_patterns() {
+    let before = router(vec![
+        route(1, json!({"paths": [r"~/a/(\d+)"]})),
+        route(2, json!({"headers": {"x-v": ["~*^v1$"]}, "paths": ["/h"]})),
+    ]);
+    let after = vec![
+        route(1, json!({"paths": [r"~/a/(\d+)$"]})),
+        route(2, json!({"headers": {"x-v": ["~*^v1$"]}, "paths": ["/h"]})),
+        route(3, json!({"paths": ["~/b"]})),
+    ];
+    let services = vec![service(SVC, json!({}))];
+    let rebuilt = before.rebuild(&after, &services).expect("rebuilds");
+    assert_routes_to(&rebuilt, &get("x", "/a/1"), 1);
+    assert_no_match(&rebuilt, &get("x", "/a/1/x"));
+    assert_routes_to(&rebuilt, &get("x", "/h").header("x-v", "V1"), 2);
+    assert_routes_to(&rebuilt, &get("x", "/b"), 3);
+    // The old router is untouched.
+    assert_routes_to(&before, &get("x", "/a/1/x"), 1);
+}

@@ -332,3 +332,27 @@ fn empty_hosts_array_counts_as_plain_hosts_only() {
     ]);
     assert_routes_to(&r, &get("d", "/a/longer"), 1);
 }
+
+#[test]
+fn evaluation_order_of_the_proxy_guide_example() {
+    // Regexes first, by regex_priority; then prefixes, longest first.
+    let r = router(vec![
+        route(1, json!({"paths": [r"~/status/\d+"], "regex_priority": 0})),
+        route(
+            2,
+            json!({"paths": [r"~/version/\d+/status/\d+"], "regex_priority": 6}),
+        ),
+        route(3, json!({"paths": ["/version"]})),
+        route(4, json!({"paths": ["/version/any/"]})),
+    ]);
+    assert_routes_to(&r, &get("d", "/version/1/status/2"), 2);
+    assert_routes_to(&r, &get("d", "/status/200"), 1);
+    assert_routes_to(&r, &get("d", "/version/any/thing"), 4);
+    assert_routes_to(&r, &get("d", "/version/other"), 3);
+    let order: Vec<_> = r
+        .entries
+        .iter()
+        .map(|e| r.routes[e.route].info.id.clone())
+        .collect();
+    assert_eq!(order, vec![rid(2), rid(1), rid(4), rid(3)]);
+}
