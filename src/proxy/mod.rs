@@ -212,7 +212,8 @@ impl Proxy {
             return Err(ProxyError::PayloadTooLarge);
         }
         let raw_path = head.uri.path().to_owned();
-        let path = router::normalize_path(&raw_path).ok_or(ProxyError::BadRequest)?;
+        // A path that does not decode to UTF-8 matches no route.
+        let path = router::normalize_path(&raw_path).ok_or(ProxyError::NoRoute)?;
         let host_header = head
             .headers
             .get(HOST)

@@ -154,26 +154,30 @@ pub fn path(v: &Value) -> Result<(), String> {
 /// decoded, other escapes upper-cased, `.` and `..` segments resolved.
 pub fn normalize_path(path: &str) -> String {
     let bytes = path.as_bytes();
-    let mut decoded = String::with_capacity(path.len());
+    let mut out_bytes: Vec<u8> = Vec::with_capacity(path.len());
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
-        if b == b'%' && i + 2 < bytes.len() {
-            let hex = &path[i + 1..i + 3];
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        if let (b'%', Some(hex)) = (b, hex) {
             if let Ok(v) = u8::from_str_radix(hex, 16) {
                 if v.is_ascii_alphanumeric() || b"-._~".contains(&v) {
-                    decoded.push(v as char);
+                    out_bytes.push(v);
                 } else {
-                    decoded.push('%');
-                    decoded.push_str(&hex.to_ascii_uppercase());
+                    out_bytes.push(b'%');
+                    out_bytes.extend(hex.to_ascii_uppercase().bytes());
                 }
                 i += 3;
                 continue;
             }
         }
-        decoded.push(b as char);
+        out_bytes.push(b);
         i += 1;
     }
+    // Only unreserved ASCII is decoded, so the text stays what it was: valid UTF-8.
+    let decoded = String::from_utf8_lossy(&out_bytes);
     let mut out: Vec<&str> = Vec::new();
     let segments: Vec<&str> = decoded.split('/').collect();
     let last = segments.len().saturating_sub(1);
@@ -304,6 +308,8 @@ mod tests {
         assert_eq!(normalize_path("/%7euser/%2f"), "/~user/%2F");
         assert_eq!(normalize_path("/a/.."), "/");
         assert_eq!(normalize_path("/api/"), "/api/");
+        assert_eq!(normalize_path("/ü/%C3%BC"), "/ü/%C3%BC");
+        assert_eq!(normalize_path("/%é"), "/%é");
         assert!(utf8_name(&json!("my svc")).is_err());
     }
 }
