@@ -487,3 +487,57 @@ fn odd_paths_and_huge_bodies_are_answered_cleanly() {
         "nothing else stored"
     );
 }
+
+#[test]
+fn targets_are_addressed_by_their_address_within_their_upstream() {
+    let kong = Kong::start("");
+    let api = Admin(&kong);
+    api.expect(
+        "POST",
+        "/upstreams",
+        Some(json!({"name": "pool.internal"})),
+        201,
+    );
+    let t = api.expect(
+        "POST",
+        "/upstreams/pool.internal/targets",
+        Some(json!({"target": "10.0.0.1"})),
+        201,
+    );
+    assert_eq!(t["target"], "10.0.0.1:8000");
+    let by_address = api.expect(
+        "GET",
+        "/upstreams/pool.internal/targets/10.0.0.1",
+        None,
+        200,
+    );
+    assert_eq!(by_address["id"], t["id"], "the default port is implied");
+    let patched = api.expect(
+        "PUT",
+        "/upstreams/pool.internal/targets/10.0.0.1:8000",
+        Some(json!({"weight": 5})),
+        200,
+    );
+    assert_eq!(
+        (patched["id"].clone(), patched["weight"].clone()),
+        (t["id"].clone(), json!(5))
+    );
+    api.expect(
+        "PUT",
+        "/upstreams/pool.internal/targets/10.0.0.2",
+        Some(json!({"weight": 5})),
+        404,
+    );
+    let all = api.expect("GET", "/upstreams/pool.internal/targets/all", None, 200);
+    assert_eq!(all["data"].as_array().map(Vec::len), Some(1));
+    api.expect(
+        "DELETE",
+        "/upstreams/pool.internal/targets/10.0.0.1",
+        None,
+        204,
+    );
+    assert_eq!(
+        api.expect("GET", "/upstreams/pool.internal/targets", None, 200)["data"],
+        json!([])
+    );
+}

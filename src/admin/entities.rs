@@ -553,7 +553,10 @@ async fn find_child(
     // an ACL by its group, a target by its address.
     let wanted = match schema.name {
         "acls" => Some(("group", x.to_owned())),
-        "targets" => Some(("target", normalize_target(x))),
+        "targets" => Some((
+            "target",
+            crate::store::entities::target_address(x).unwrap_or_else(|| x.to_owned()),
+        )),
         _ => None,
     };
     if let Some((field, value)) = wanted {
@@ -579,20 +582,6 @@ async fn find_child(
     }
     let key = EntityKey::parse(schema, x)?;
     Ok(store.select(schema.name, &key).await?.filter(belongs))
-}
-
-fn normalize_target(x: &str) -> String {
-    match crate::store::schema::typedefs::split_port(x) {
-        Ok((host, port)) => {
-            let port = port.unwrap_or(8000);
-            if host.parse::<std::net::Ipv6Addr>().is_ok() {
-                format!("[{host}]:{port}")
-            } else {
-                format!("{host}:{port}")
-            }
-        }
-        Err(_) => x.to_owned(),
-    }
 }
 
 async fn nested_entity(

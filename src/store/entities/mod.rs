@@ -47,3 +47,4 @@ pub fn entity(name: &str) -> Option<&'static Schema> {
 }
 
 pub use credentials::hash_basicauth_password;
+pub use upstreams::target_address;

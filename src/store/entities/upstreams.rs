@@ -339,14 +339,20 @@ fn normalize_target(doc: &mut Doc) -> Result<(), SchemaErrors> {
     let Some(Value::String(t)) = doc.get("target") else {
         return Ok(());
     };
-    if let Ok((host, port)) = typedefs::split_port(t) {
-        let port = port.unwrap_or(8000);
-        let normal = if host.parse::<std::net::Ipv6Addr>().is_ok() {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
+    if let Some(normal) = target_address(t) {
         doc.insert("target".into(), Value::from(normal));
     }
     Ok(())
+}
+
+/// A target's stored form: `host:port` with port 8000 when absent, IPv6 bracketed; `None` when
+/// the text is not an address at all.
+pub fn target_address(text: &str) -> Option<String> {
+    let (host, port) = typedefs::split_port(text).ok()?;
+    let port = port.unwrap_or(8000);
+    Some(if host.parse::<std::net::Ipv6Addr>().is_ok() {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    })
 }
