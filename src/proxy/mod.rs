@@ -113,11 +113,11 @@ impl Proxy {
         let method = req.method().clone();
         let uri = req.uri().clone();
         let version = req.version();
-        let log_headers = (
-            header(req.headers(), http::header::REFERER),
-            header(req.headers(), http::header::USER_AGENT),
-        );
-        let req_headers = req.headers().clone();
+        // Only what the log and an error answer may need; header values are reference-counted,
+        // so keeping them costs no copy.
+        let kept = |name| req.headers().get(name).cloned();
+        let (referer, user_agent) = (kept(http::header::REFERER), kept(http::header::USER_AGENT));
+        let (accept, content_type) = (kept(http::header::ACCEPT), kept(http::header::CONTENT_TYPE));
         let trusted = self.trusted(&config);
         let result = self
             .proxy(
@@ -133,7 +133,14 @@ impl Proxy {
         let mut answer = match result {
             Ok(answer) => answer,
             Err(e) => {
-                let resp = error::respond(&e, &req_headers, id, &config.error_default_type);
+                let mut negotiation = http::HeaderMap::new();
+                if let Some(v) = accept {
+                    negotiation.insert(http::header::ACCEPT, v);
+                }
+                if let Some(v) = content_type {
+                    negotiation.insert(http::header::CONTENT_TYPE, v);
+                }
+                let resp = error::respond(&e, &negotiation, id, &config.error_default_type);
                 let bytes = resp.body().len() as u64;
                 let (mut parts, body) = resp.into_parts();
                 if config.headers.server {
@@ -179,8 +186,8 @@ impl Proxy {
                 version: version_str(version),
                 status: answer.response.status().as_u16(),
                 bytes_sent: answer.bytes,
-                referer: log_headers.0.as_deref(),
-                user_agent: log_headers.1.as_deref(),
+                referer: referer.as_ref().and_then(|v| v.to_str().ok()),
+                user_agent: user_agent.as_ref().and_then(|v| v.to_str().ok()),
                 request_id: id,
                 latency_ms: latency,
             });
