@@ -236,3 +236,44 @@ fn upstream_failures_answer_502_503_504() {
     assert_eq!(r.status, 503);
     assert_eq!(r.json()["message"], "no Service found with those values");
 }
+
+#[test]
+fn https_and_http2_clients_are_proxied_to_http1_upstreams() {
+    let echo = EchoUpstream::start();
+    let kong = Kong::start("");
+    admin(
+        &kong,
+        "POST",
+        "/services",
+        json!({"name": "echo", "url": echo.url()}),
+    );
+    admin(
+        &kong,
+        "POST",
+        "/services/echo/routes",
+        json!({"paths": ["/tls"]}),
+    );
+    routed(&kong, "/tls");
+    let url = format!("https://127.0.0.1:{}/tls/x", kong.proxy_ssl_port);
+    let r = send(
+        "POST",
+        &url,
+        &[("content-type", "text/plain")],
+        Some("over h2".into()),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.version,
+        reqwest::Version::HTTP_2,
+        "ALPN chose HTTP/2 on the ssl listener"
+    );
+    let seen = r.json();
+    assert_eq!(seen["path"], "/x");
+    assert_eq!(seen["body"], "over h2");
+    assert_eq!(seen["http_version"], "HTTP/1.1");
+    assert_eq!(seen["headers"]["x-forwarded-proto"], "https");
+    assert_eq!(
+        seen["headers"]["x-forwarded-port"],
+        kong.proxy_ssl_port.to_string()
+    );
+}

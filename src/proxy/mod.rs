@@ -327,6 +327,8 @@ impl Proxy {
             prefix: routed.prefix.as_deref(),
         };
         headers::upstream_request(&mut head.headers, &down, trusted, &host_for_upstream);
+        // Upstreams are spoken to in HTTP/1.1, whatever the client used.
+        head.version = http::Version::HTTP_11;
         if config.headers_upstream_request_id {
             if let Ok(v) = HeaderValue::from_str(_id) {
                 head.headers.insert(X_KONG_REQUEST_ID.clone(), v);
