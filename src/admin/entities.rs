@@ -63,6 +63,15 @@ pub async fn dispatch(
     let Some(segments) = segments(uri.path()) else {
         return ApiError::NotFound.into_response();
     };
+    // A declared length over the limit is refused before reading, as nginx does.
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT) {
+        return ApiError::message(StatusCode::PAYLOAD_TOO_LARGE, "Payload too large")
+            .into_response();
+    }
     let body = match axum::body::to_bytes(body, BODY_LIMIT).await {
         Ok(b) => b,
         Err(_) => {
