@@ -24,8 +24,10 @@ fn settings() -> Settings {
     Settings {
         keepalive: Keepalive {
             pool_size: 16,
+            max_requests: 100,
             idle_timeout: 60,
         },
+        trusted_certificates: vec!["system".into()],
     }
 }
 

@@ -390,6 +390,7 @@ fn build(raw: &RawMap, env: &dyn Env, warnings: &mut Vec<String>) -> Result<Conf
         upstream_keepalive_pool_size: r.int("upstream_keepalive_pool_size"),
         upstream_keepalive_max_requests: r.int("upstream_keepalive_max_requests"),
         upstream_keepalive_idle_timeout: r.int("upstream_keepalive_idle_timeout"),
+        lua_ssl_trusted_certificate: r.list("lua_ssl_trusted_certificate"),
         node_id,
         router_flavor: r.string("router_flavor"),
         role: r.string("role"),

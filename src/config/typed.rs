@@ -211,6 +211,8 @@ pub struct Config {
     pub upstream_keepalive_max_requests: u32,
     /// Seconds an idle upstream connection is kept.
     pub upstream_keepalive_idle_timeout: u64,
+    /// CA bundles trusted for upstream TLS verification (`system` = the OS bundle).
+    pub lua_ssl_trusted_certificate: Vec<String>,
     /// Fixed node id, when configured.
     pub node_id: Option<uuid::Uuid>,
     /// Router flavor.

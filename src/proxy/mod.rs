@@ -16,6 +16,7 @@
 pub mod error;
 pub mod forward;
 pub mod headers;
+pub mod pool;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -39,6 +40,7 @@ use crate::version::SERVER_TOKEN;
 use error::ProxyError;
 use forward::{Outgoing, Target, Timeouts};
 use headers::{Downstream, Trusted};
+use pool::{PeerRef, Pool};
 
 static X_KONG_REQUEST_ID: HeaderName = HeaderName::from_static("x-kong-request-id");
 static X_KONG_RESPONSE_LATENCY: HeaderName = HeaderName::from_static("x-kong-response-latency");
@@ -46,8 +48,11 @@ static X_KONG_UPSTREAM_LATENCY: HeaderName = HeaderName::from_static("x-kong-ups
 static X_KONG_PROXY_LATENCY: HeaderName = HeaderName::from_static("x-kong-proxy-latency");
 static X_KONG_UPSTREAM_STATUS: HeaderName = HeaderName::from_static("x-kong-upstream-status");
 
+/// Errors of a streamed body.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Bodies the proxy answers with: an upstream's streamed body, or one the gateway made.
-pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
+pub type ProxyBody = BoxBody<Bytes, BoxError>;
 
 /// `trusted_ips` parsed once per configuration (the pointer tells when it changed).
 struct TrustedCache {
@@ -59,6 +64,7 @@ struct TrustedCache {
 pub struct Proxy {
     node: Arc<Node>,
     trusted: ArcSwap<TrustedCache>,
+    pool: Arc<Pool>,
 }
 
 /// What a matched route leaves for the upstream request, owned so the request can change.
@@ -81,9 +87,12 @@ impl Proxy {
     pub fn new(node: Arc<Node>) -> Arc<Proxy> {
         let config = node.config.load_full();
         let trusted = Trusted::parse(&config.trusted_ips);
+        let pool = Pool::new();
+        spawn_sweeper(Arc::downgrade(&pool), node.clone());
         Arc::new(Proxy {
             node,
             trusted: ArcSwap::from_pointee(TrustedCache { config, trusted }),
+            pool,
         })
     }
 
@@ -199,7 +208,7 @@ impl Proxy {
     #[allow(clippy::too_many_arguments)]
     async fn proxy(
         &self,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         conn: &ConnInfo,
         config: &Config,
         snapshot: &Snapshot,
@@ -207,6 +216,14 @@ impl Proxy {
         _id: &str,
         started: Instant,
     ) -> Result<Answer, ProxyError> {
+        // A WebSocket (or other) upgrade asked by an HTTP/1.1 client: the client side of the
+        // tunnel is taken before the request is taken apart.
+        let upgrade =
+            upgrade_request(&req).map(|protocol| (hyper::upgrade::on(&mut req), protocol));
+        let wants_trailers = req.headers().get_all(http::header::TE).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.to_ascii_lowercase().contains("trailers"))
+        });
         let (mut head, body) = req.into_parts();
         // As nginx does, a declared body over the limit is refused before anything else.
         let limit = config.client_max_body_size;
@@ -283,32 +300,31 @@ impl Proxy {
             }
         };
         let service = &routed.service;
-        let upstream_scheme = match service.protocol {
-            router::Protocol::Https | router::Protocol::Grpcs => "https",
-            _ => "http",
+        let (tls, h2) = match service.protocol {
+            router::Protocol::Https => (true, false),
+            router::Protocol::Grpcs => (true, true),
+            router::Protocol::Grpc => (false, true),
+            _ => (false, false),
         };
-        let default_port = if upstream_scheme == "https" { 443 } else { 80 };
-        let upstream_host = if service.port == default_port {
-            service.host.clone()
-        } else {
-            format!("{}:{}", service.host, service.port)
+        let default_port = if tls { 443 } else { 80 };
+        let host_for_upstream = match (routed.preserve_host, host_header.as_deref()) {
+            (true, Some(h)) => h.to_owned(),
+            _ if service.port == default_port => service.host.clone(),
+            _ => format!("{}:{}", bracket(&service.host), service.port),
         };
-        let mut path_and_query = routed.upstream_path.clone();
+        let mut path_and_query = routed.upstream_path;
         if let Some(q) = head.uri.query() {
             path_and_query.push('?');
             path_and_query.push_str(q);
         }
-        let uri: Uri = format!(
-            "{upstream_scheme}://{}:{}{path_and_query}",
-            bracket(&service.host),
-            service.port
-        )
-        .parse()
+        // HTTP/1.1 carries the path alone; HTTP/2 also needs the scheme and authority.
+        head.uri = if h2 {
+            let scheme = if tls { "https" } else { "http" };
+            format!("{scheme}://{host_for_upstream}{path_and_query}").parse()
+        } else {
+            Uri::try_from(path_and_query)
+        }
         .map_err(|_| ProxyError::BadRequest)?;
-        let host_for_upstream = match (routed.preserve_host, host_header.as_deref()) {
-            (true, Some(h)) => h.to_owned(),
-            _ => upstream_host,
-        };
         let down_host = host_header
             .as_deref()
             .map(|h| {
@@ -326,16 +342,45 @@ impl Proxy {
             path: &raw_path,
             prefix: routed.prefix.as_deref(),
         };
+        let upgrade = upgrade.filter(|_| !h2);
         headers::upstream_request(&mut head.headers, &down, trusted, &host_for_upstream);
-        // Upstreams are spoken to in HTTP/1.1, whatever the client used.
-        head.version = http::Version::HTTP_11;
+        if h2 {
+            // The authority travels in the URI; gRPC needs `te: trailers` kept.
+            head.headers.remove(HOST);
+            if wants_trailers {
+                head.headers
+                    .insert(http::header::TE, HeaderValue::from_static("trailers"));
+            }
+            head.version = http::Version::HTTP_2;
+        } else {
+            head.version = http::Version::HTTP_11;
+        }
+        if let Some((_, protocol)) = &upgrade {
+            head.headers.insert(
+                http::header::CONNECTION,
+                HeaderValue::from_static("keep-alive, Upgrade"),
+            );
+            head.headers.insert(http::header::UPGRADE, protocol.clone());
+        }
         if config.headers_upstream_request_id {
             if let Ok(v) = HeaderValue::from_str(_id) {
                 head.headers.insert(X_KONG_REQUEST_ID.clone(), v);
             }
         }
+        // The server name sent is the Host going upstream, without its port.
+        let sni = host_for_upstream
+            .rsplit_once(':')
+            .filter(|(h, p)| !h.ends_with(':') && p.parse::<u16>().is_ok())
+            .map_or(host_for_upstream.as_str(), |(h, _)| h);
+        let profile = snapshot.upstreams.tls(service);
         let target = Target {
-            uri,
+            peer: PeerRef {
+                host: &service.host,
+                port: service.port,
+                tls: tls.then_some((profile.id, sni)),
+                h2,
+            },
+            tls: tls.then_some(&**profile),
             timeouts: Timeouts {
                 connect: std::time::Duration::from_millis(service.connect_timeout),
                 write: std::time::Duration::from_millis(service.write_timeout),
@@ -343,23 +388,48 @@ impl Proxy {
             },
             retries: service.retries,
         };
-        let outgoing = if routed.request_buffering {
+        let outgoing = if routed.request_buffering && upgrade.is_none() {
             Outgoing::Buffered(read_body(&head.headers, body, config.client_max_body_size).await?)
         } else {
             Outgoing::Streamed(body)
         };
-        let client = snapshot.upstreams.client(service.connect_timeout);
         let sent = Instant::now();
         let proxy_latency = sent.duration_since(started).as_millis() as u64;
-        let resp = forward::send(&client, head, outgoing, &target).await?;
+        let keepalive = snapshot.upstreams.keepalive;
+        let mut resp = forward::send(&self.pool, keepalive, head, outgoing, &target).await?;
         let upstream_latency = sent.elapsed().as_millis() as u64;
+        let switched = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+        let tunnel = match upgrade {
+            Some((client, _)) if switched => Some((client, hyper::upgrade::on(&mut resp))),
+            // An upstream may only switch protocols when asked to.
+            None if switched => return Err(ProxyError::BadGateway),
+            _ => None,
+        };
         let (mut parts, body) = resp.into_parts();
+        let upgrade_headers = tunnel.as_ref().map(|_| {
+            (
+                parts.headers.get(http::header::UPGRADE).cloned(),
+                parts.headers.get(http::header::CONNECTION).cloned(),
+            )
+        });
         headers::strip_hop_by_hop(&mut parts.headers);
+        if let Some((upgrade_to, connection)) = upgrade_headers {
+            if let Some(v) = upgrade_to {
+                parts.headers.insert(http::header::UPGRADE, v);
+            }
+            if let Some(v) = connection {
+                parts.headers.insert(http::header::CONNECTION, v);
+            }
+        }
+        if let Some((client, upstream)) = tunnel {
+            tokio::spawn(tunnel_upgraded(client, upstream));
+        }
         let h = &mut parts.headers;
         if config.headers.via {
+            let token = if h2 { "2" } else { "1.1" };
             let via = match h.get(VIA).and_then(|v| v.to_str().ok()) {
-                Some(prior) => format!("{prior}, 1.1 {SERVER_TOKEN}"),
-                None => format!("1.1 {SERVER_TOKEN}"),
+                Some(prior) => format!("{prior}, {token} {SERVER_TOKEN}"),
+                None => format!("{token} {SERVER_TOKEN}"),
             };
             if let Ok(v) = HeaderValue::from_str(&via) {
                 h.insert(VIA, v);
@@ -393,9 +463,26 @@ impl Proxy {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         Ok(Answer {
-            response: Response::from_parts(parts, body.boxed()),
+            response: Response::from_parts(parts, body.map_err(BoxError::from).boxed()),
             bytes,
         })
+    }
+}
+
+/// Joins a client and an upstream that switched protocols (WebSocket) and copies both ways
+/// until either side closes.
+async fn tunnel_upgraded(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    let (client, upstream) = match tokio::try_join!(client, upstream) {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::debug!(error = %e, "protocol upgrade failed");
+            return;
+        }
+    };
+    let mut client = hyper_util::rt::TokioIo::new(client);
+    let mut upstream = hyper_util::rt::TokioIo::new(upstream);
+    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+        tracing::debug!(error = %e, "upgraded connection ended");
     }
 }
 
@@ -405,6 +492,23 @@ fn bracket(host: &str) -> String {
     } else {
         host.to_owned()
     }
+}
+
+/// The protocol an HTTP/1.1 request asks to switch to (`Connection: upgrade` + `Upgrade`).
+fn upgrade_request(req: &Request<Incoming>) -> Option<HeaderValue> {
+    if req.version() != http::Version::HTTP_11 {
+        return None;
+    }
+    let h = req.headers();
+    let asked = h.get_all(http::header::CONNECTION).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+        })
+    });
+    asked
+        .then(|| h.get(http::header::UPGRADE).cloned())
+        .flatten()
 }
 
 fn header(h: &http::HeaderMap, name: HeaderName) -> Option<String> {
@@ -466,6 +570,20 @@ async fn read_body(
         }
     }
     Ok(buf.freeze())
+}
+
+/// Closes expired idle upstream connections every few seconds, for as long as the pool lives.
+fn spawn_sweeper(pool: std::sync::Weak<Pool>, node: Arc<Node>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(pool) = pool.upgrade() else { return };
+            let idle = node.snapshot.load().upstreams.keepalive.idle_timeout;
+            pool.sweep(std::time::Duration::from_secs(idle));
+        }
+    });
 }
 
 /// `HTTP/1.1`-style protocol name for logs.

@@ -7,6 +7,7 @@
 //! fails keeps the previous snapshot serving and is logged. Clustering will feed the same loop
 //! from other nodes' changes.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -15,7 +16,7 @@ use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::proxy::upstream::{Keepalive, Upstreams};
+use crate::proxy::upstream::{Keepalive, TlsSources, Upstreams};
 use crate::router::{Router, RouterError};
 use crate::store::schema::Doc;
 use crate::store::{DbError, Store};
@@ -26,7 +27,7 @@ use crate::store::{DbError, Store};
 pub struct Snapshot {
     /// Routes and services, compiled for matching.
     pub router: Arc<Router>,
-    /// Pooled upstream clients, one per connect timeout in use.
+    /// Upstream keep-alive settings and each service's TLS profile.
     pub upstreams: Upstreams,
     /// Increases by one with every rebuild.
     pub version: u64,
@@ -50,10 +51,12 @@ pub enum SnapshotError {
 }
 
 /// Node settings a snapshot is built with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// Upstream keep-alive (`upstream_keepalive_*`).
     pub keepalive: Keepalive,
+    /// CAs trusted for upstreams whose service names none (`lua_ssl_trusted_certificate`).
+    pub trusted_certificates: Vec<String>,
 }
 
 impl Settings {
@@ -62,8 +65,10 @@ impl Settings {
         Settings {
             keepalive: Keepalive {
                 pool_size: config.upstream_keepalive_pool_size as usize,
+                max_requests: config.upstream_keepalive_max_requests,
                 idle_timeout: config.upstream_keepalive_idle_timeout,
             },
+            trusted_certificates: config.lua_ssl_trusted_certificate.clone(),
         }
     }
 }
@@ -73,13 +78,11 @@ impl Snapshot {
     pub fn empty() -> Snapshot {
         Snapshot {
             router: Arc::new(Router::empty()),
-            upstreams: Upstreams::new(
-                [],
-                Keepalive {
-                    pool_size: 0,
-                    idle_timeout: 60,
-                },
-            ),
+            upstreams: Upstreams::new(Keepalive {
+                pool_size: 0,
+                max_requests: 0,
+                idle_timeout: 60,
+            }),
             version: 0,
             built_at: SystemTime::now(),
             counts: Vec::new(),
@@ -88,17 +91,26 @@ impl Snapshot {
     }
 
     /// Builds snapshot number `version` from the store's current content (one consistent read),
-    /// keeping the pooled connections of `previous` that are still wanted.
+    /// reusing what it can of `previous` (compiled regexes).
     pub async fn build(
         store: &Store,
         version: u64,
-        settings: Settings,
+        settings: &Settings,
         previous: Option<&Snapshot>,
     ) -> Result<Snapshot, SnapshotError> {
         let mut hasher = Sha256::new();
         let mut counts: Vec<(&'static str, usize)> = Vec::new();
         let mut routes: Vec<Doc> = Vec::new();
         let mut services: Vec<Doc> = Vec::new();
+        let mut certificates: HashMap<String, Doc> = HashMap::new();
+        let mut ca_certificates: HashMap<String, Doc> = HashMap::new();
+        let by_id = |docs: Vec<Doc>, into: &mut HashMap<String, Doc>| {
+            for doc in docs {
+                if let Some(id) = doc.get("id").and_then(|v| v.as_str()) {
+                    into.insert(id.to_owned(), doc);
+                }
+            }
+        };
         // Page by page: memory stays bounded whatever the configuration's size.
         store
             .scan(|name, docs| {
@@ -117,6 +129,8 @@ impl Snapshot {
                 match name {
                     "routes" => routes.extend(docs),
                     "services" => services.extend(docs),
+                    "certificates" => by_id(docs, &mut certificates),
+                    "ca_certificates" => by_id(docs, &mut ca_certificates),
                     _ => {}
                 }
             })
@@ -127,11 +141,15 @@ impl Snapshot {
             None => Router::build(&routes, &services)?,
         };
         drop((routes, services));
-        let timeouts: std::collections::BTreeSet<u64> =
-            router.services().map(|s| s.connect_timeout).collect();
-        let mut upstreams = Upstreams::new(timeouts, settings.keepalive);
-        if let Some(prev) = previous {
-            upstreams = upstreams.reuse(&prev.upstreams);
+        let services: Vec<_> = router.services().collect();
+        let sources = TlsSources {
+            certificates: &certificates,
+            ca_certificates: &ca_certificates,
+            trusted: &settings.trusted_certificates,
+        };
+        let (upstreams, problems) = Upstreams::build(settings.keepalive, &services, &sources);
+        for problem in problems {
+            tracing::error!(error = %problem, "upstream TLS unusable; the service answers 502");
         }
         let hash = hasher
             .finalize()
@@ -184,7 +202,7 @@ pub async fn spawn_sync(
 ) -> Result<Sync, SnapshotError> {
     // Subscribe before the first build, so a change committed meanwhile is not missed.
     let mut changes = store.subscribe();
-    let first = Snapshot::build(&store, target.load().version + 1, settings, None).await?;
+    let first = Snapshot::build(&store, target.load().version + 1, &settings, None).await?;
     target.store(Arc::new(first));
     let status = Arc::new(SyncStatus::default());
     let health = status.clone();
@@ -200,7 +218,7 @@ pub async fn spawn_sync(
             {}
             let previous = target.load_full();
             let version = previous.version + 1;
-            match Snapshot::build(&store, version, settings, Some(&previous)).await {
+            match Snapshot::build(&store, version, &settings, Some(&previous)).await {
                 Ok(next) => {
                     tracing::debug!(version, "configuration snapshot rebuilt");
                     target.store(Arc::new(next));

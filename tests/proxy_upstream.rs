@@ -1,0 +1,623 @@
+//! The proxy's upstream side: keep-alive pooling and its limits, the read timeout between body
+//! reads, upstream TLS (verification against CA entities, depth, client certificates),
+//! WebSocket upgrades and a gRPC unary call over HTTP/2.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::support::http::{rt, send};
+use crate::support::kong::{wait_until, Kong};
+
+fn admin(kong: &Kong, method: &str, path: &str, body: Value) -> Value {
+    let r = send(
+        method,
+        &kong.admin(path),
+        &[("content-type", "application/json")],
+        Some(body.to_string()),
+    );
+    assert!(r.status < 300, "{method} {path}: {} {}", r.status, r.body);
+    r.json()
+}
+
+/// Creates a service and a route on `path`, and waits until the proxy routes it.
+fn expose(kong: &Kong, service: Value, path: &str) {
+    let s = admin(kong, "POST", "/services", service);
+    let id = s["id"].as_str().expect("service id").to_owned();
+    admin(
+        kong,
+        "POST",
+        &format!("/services/{id}/routes"),
+        json!({"paths": [path]}),
+    );
+    let live = wait_until(Duration::from_secs(5), || {
+        let r = send("GET", &kong.proxy(path), &[], None);
+        !(r.status == 404 && r.body.contains("no Route matched"))
+    });
+    assert!(live, "route {path} never became live");
+}
+
+/// A server task on the shared runtime, stopped when dropped.
+struct Server {
+    port: u16,
+    connections: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Accepts connections on a free loopback port, optionally over TLS, handing each to `serve`
+/// with its ordinal (1, 2, ...).
+fn server<F, Fut>(tls: Option<Arc<rustls::ServerConfig>>, serve: F) -> Server
+where
+    F: Fn(Box<dyn Io>, u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let listener = rt()
+        .block_on(TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let connections = Arc::new(AtomicU64::new(0));
+    let counter = connections.clone();
+    let serve = Arc::new(serve);
+    let task = rt().spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            let serve = serve.clone();
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                match tls {
+                    Some(config) => {
+                        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                        if let Ok(s) = acceptor.accept(stream).await {
+                            serve(Box::new(s), n).await;
+                        }
+                    }
+                    None => serve(Box::new(stream), n).await,
+                }
+            });
+        }
+    });
+    Server {
+        port,
+        connections,
+        task,
+    }
+}
+
+/// A byte stream a test server speaks over.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// An HTTP/1.1 server answering 200 with `x-conn: <connection ordinal>`.
+fn numbered(tls: Option<Arc<rustls::ServerConfig>>) -> Server {
+    server(tls, |io, n| async move {
+        let service = service_fn(move |_req: Request<Incoming>| async move {
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .header("x-conn", n)
+                    .body(Full::new(Bytes::from_static(b"ok")))
+                    .expect("response"),
+            )
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(io), service)
+            .await;
+    })
+}
+
+fn conns(kong: &Kong, path: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            let r = send("GET", &kong.proxy(path), &[], None);
+            assert_eq!(r.status, 200, "{}", r.body);
+            r.header("x-conn").expect("x-conn").to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn upstream_connections_are_kept_alive_within_the_configured_limits() {
+    let up = numbered(None);
+    let url = format!("http://127.0.0.1:{}", up.port);
+
+    let kong = Kong::start("");
+    expose(&kong, json!({"name": "ka", "url": url}), "/ka");
+    let before = up.connections.load(Ordering::SeqCst);
+    let seen = conns(&kong, "/ka", 6);
+    assert!(
+        seen.windows(2).all(|w| w[0] == w[1]),
+        "one pooled connection serves them all: {seen:?}"
+    );
+    assert!(up.connections.load(Ordering::SeqCst) - before <= 1);
+    drop(kong);
+
+    let kong = Kong::start("upstream_keepalive_max_requests = 2");
+    expose(&kong, json!({"name": "ka", "url": url}), "/ka");
+    let seen = conns(&kong, "/ka", 6);
+    let distinct: std::collections::BTreeSet<_> = seen.iter().collect();
+    for conn in &distinct {
+        let uses = seen.iter().filter(|c| c == conn).count();
+        assert!(
+            uses <= 2,
+            "a connection carries at most 2 requests: {seen:?}"
+        );
+    }
+    assert!(distinct.len() <= 4, "but it is reused: {seen:?}");
+    drop(kong);
+
+    let kong = Kong::start("upstream_keepalive_pool_size = 0");
+    expose(&kong, json!({"name": "ka", "url": url}), "/ka");
+    let seen = conns(&kong, "/ka", 4);
+    let distinct: std::collections::BTreeSet<_> = seen.iter().collect();
+    assert_eq!(distinct.len(), 4, "no keep-alive: {seen:?}");
+}
+
+#[test]
+fn an_upstream_going_silent_mid_body_is_cut_after_the_read_timeout() {
+    // Sends the head and part of the body, then nothing.
+    let up = server(None, |mut io, _| async move {
+        let mut buf = [0u8; 4096];
+        let _ = io.read(&mut buf).await;
+        let _ = io
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nfirst part")
+            .await;
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    });
+    let kong = Kong::start("");
+    admin(
+        &kong,
+        "POST",
+        "/services",
+        json!({"name": "silent", "url": format!("http://127.0.0.1:{}", up.port), "read_timeout": 300}),
+    );
+    admin(
+        &kong,
+        "POST",
+        "/services/silent/routes",
+        json!({"paths": ["/silent"]}),
+    );
+    let port = kong.proxy_port;
+    let (text, elapsed) = rt().block_on(async move {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut s = TcpStream::connect(("127.0.0.1", port))
+                .await
+                .expect("connect");
+            s.write_all(b"GET /silent HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await
+                .expect("write");
+            let started = Instant::now();
+            let mut got = Vec::new();
+            let read = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut got)).await;
+            let text = String::from_utf8_lossy(&got).into_owned();
+            if text.contains("no Route matched") && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            assert!(read.is_ok(), "the gateway never cut the stalled response");
+            return (text, started.elapsed());
+        }
+    });
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("first part"), "{text}");
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "cut by the 300 ms read timeout, not the client: {elapsed:?}"
+    );
+}
+
+/// A CA able to sign leaves and intermediates.
+struct Ca {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+impl Ca {
+    fn new(name: &str) -> Ca {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let key = KeyPair::generate().expect("key");
+        let cert = params.self_signed(&key).expect("self-signed");
+        Ca { cert, key }
+    }
+
+    fn intermediate(&self, name: &str) -> Ca {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let key = KeyPair::generate().expect("key");
+        let cert = params
+            .signed_by(&key, &self.cert, &self.key)
+            .expect("signed");
+        Ca { cert, key }
+    }
+
+    /// A leaf for `localhost`, and its key.
+    fn leaf(&self) -> (rcgen::Certificate, KeyPair) {
+        let params = CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+        let key = KeyPair::generate().expect("key");
+        let cert = params
+            .signed_by(&key, &self.cert, &self.key)
+            .expect("signed");
+        (cert, key)
+    }
+}
+
+fn tls_server_config(
+    chain: Vec<&rcgen::Certificate>,
+    key: &KeyPair,
+    client_ca: Option<&Ca>,
+) -> Arc<rustls::ServerConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let certs = chain.iter().map(|c| c.der().clone()).collect();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).expect("key der");
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("versions");
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(ca.cert.der().clone()).expect("client CA");
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+                    .build()
+                    .expect("client verifier");
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    Arc::new(builder.with_single_cert(certs, key).expect("server config"))
+}
+
+#[test]
+fn upstream_tls_is_verified_against_the_services_ca_certificates() {
+    let root = Ca::new("test root");
+    let inter = root.intermediate("test intermediate");
+    let (leaf, leaf_key) = root.leaf();
+    let (inter_leaf, inter_leaf_key) = inter.leaf();
+    let direct = numbered(Some(tls_server_config(vec![&leaf], &leaf_key, None)));
+    let chained = numbered(Some(tls_server_config(
+        vec![&inter_leaf, &inter.cert],
+        &inter_leaf_key,
+        None,
+    )));
+    let other = Ca::new("someone else");
+
+    let kong = Kong::start("");
+    let trusted = admin(
+        &kong,
+        "POST",
+        "/ca_certificates",
+        json!({"cert": root.cert.pem()}),
+    )["id"]
+        .clone();
+    let untrusted = admin(
+        &kong,
+        "POST",
+        "/ca_certificates",
+        json!({"cert": other.cert.pem()}),
+    )["id"]
+        .clone();
+    let https = |port: u16| format!("https://localhost:{port}");
+    let cases = [
+        ("/unverified", json!({"url": https(direct.port)}), 200),
+        (
+            "/verified",
+            json!({"url": https(direct.port), "tls_verify": true, "ca_certificates": [trusted]}),
+            200,
+        ),
+        (
+            "/wrong-ca",
+            json!({"url": https(direct.port), "tls_verify": true, "ca_certificates": [untrusted]}),
+            502,
+        ),
+        (
+            "/depth-1",
+            json!({"url": https(chained.port), "tls_verify": true, "ca_certificates": [trusted]}),
+            200,
+        ),
+        (
+            "/depth-0",
+            json!({"url": https(chained.port), "tls_verify": true, "tls_verify_depth": 0,
+                   "ca_certificates": [trusted]}),
+            502,
+        ),
+    ];
+    for (path, service, _) in &cases {
+        expose(&kong, service.clone(), path);
+    }
+    for (path, _, status) in &cases {
+        let r = send("GET", &kong.proxy(path), &[], None);
+        assert_eq!(r.status, *status, "{path}: {}", r.body);
+        if *status == 502 {
+            assert!(r
+                .body
+                .contains("An invalid response was received from the upstream server"));
+        }
+    }
+}
+
+#[test]
+fn a_client_certificate_is_presented_for_mutual_tls() {
+    let server_ca = Ca::new("server ca");
+    let client_ca = Ca::new("client ca");
+    let (leaf, leaf_key) = server_ca.leaf();
+    let up = numbered(Some(tls_server_config(
+        vec![&leaf],
+        &leaf_key,
+        Some(&client_ca),
+    )));
+    let (client, client_key) = client_ca.leaf();
+
+    let kong = Kong::start("");
+    let cert = admin(
+        &kong,
+        "POST",
+        "/certificates",
+        json!({"cert": client.pem(), "key": client_key.serialize_pem()}),
+    )["id"]
+        .clone();
+    let url = format!("https://localhost:{}", up.port);
+    expose(&kong, json!({"url": url}), "/anonymous");
+    expose(
+        &kong,
+        json!({"url": url, "client_certificate": {"id": cert}}),
+        "/mtls",
+    );
+    assert_eq!(
+        send("GET", &kong.proxy("/anonymous"), &[], None).status,
+        502
+    );
+    let r = send("GET", &kong.proxy("/mtls"), &[], None);
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// The `Sec-WebSocket-Accept` answer to `key`.
+fn websocket_accept(key: &str) -> String {
+    use base64::Engine;
+    use sha1::Digest;
+    let mut h = sha1::Sha1::new();
+    h.update(key.as_bytes());
+    h.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    base64::engine::general_purpose::STANDARD.encode(h.finalize())
+}
+
+/// An upstream that accepts WebSocket upgrades and then echoes every byte.
+fn websocket_echo() -> Server {
+    server(None, |io, _| async move {
+        let service = service_fn(|mut req: Request<Incoming>| async move {
+            let key = req
+                .headers()
+                .get("sec-websocket-key")
+                .and_then(|v| v.to_str().ok())
+                .map(websocket_accept);
+            let Some(accept) = key else {
+                return Ok::<_, Infallible>(
+                    Response::builder()
+                        .status(400)
+                        .body(Full::new(Bytes::from_static(b"not a websocket request")))
+                        .expect("response"),
+                );
+            };
+            let upgrade = hyper::upgrade::on(&mut req);
+            tokio::spawn(async move {
+                if let Ok(upgraded) = upgrade.await {
+                    let mut io = TokioIo::new(upgraded);
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n) = io.read(&mut buf).await {
+                        if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            });
+            Ok(Response::builder()
+                .status(StatusCode::SWITCHING_PROTOCOLS)
+                .header("upgrade", "websocket")
+                .header("connection", "Upgrade")
+                .header("sec-websocket-accept", accept)
+                .body(Full::new(Bytes::new()))
+                .expect("response"))
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades()
+            .await;
+    })
+}
+
+#[test]
+fn websocket_upgrades_are_tunnelled_both_ways() {
+    let up = websocket_echo();
+    let kong = Kong::start("");
+    expose(
+        &kong,
+        json!({"url": format!("http://127.0.0.1:{}", up.port)}),
+        "/ws",
+    );
+    let port = kong.proxy_port;
+    let key = "dGhlIHNhbXBsZSBub25jZQ==";
+    let (head, echoed) = rt().block_on(async move {
+        let mut s = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        let req = format!(
+            "GET /ws/chat HTTP/1.1\r\nHost: example.test\r\nConnection: Upgrade\r\n\
+             Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).await.expect("write");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut byte))
+                .await
+                .expect("head in time")
+                .expect("read");
+            assert!(n > 0, "closed before the response head: {head:?}");
+            head.push(byte[0]);
+        }
+        // A masked text frame "hi", as a client sends it; the upstream echoes raw bytes.
+        let frame = [0x81u8, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
+        s.write_all(&frame).await.expect("frame");
+        let mut back = vec![0u8; frame.len()];
+        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut back))
+            .await
+            .expect("echo in time")
+            .expect("echo");
+        (String::from_utf8_lossy(&head).to_lowercase(), back)
+    });
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    assert!(
+        head.contains(&format!("sec-websocket-accept: {}", websocket_accept(key)).to_lowercase()),
+        "{head}"
+    );
+    assert_eq!(echoed, [0x81u8, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2]);
+}
+
+/// A gRPC-style upstream over h2c: echoes the request message, ends with `grpc-status` trailers,
+/// and fails the call (status 3) unless the request came over HTTP/2 with `te: trailers`.
+fn grpc_echo() -> Server {
+    server(None, |io, _| async move {
+        let service = service_fn(|req: Request<Incoming>| async move {
+            let proper = req.version() == http::Version::HTTP_2
+                && req.headers().get("te").is_some_and(|v| v == "trailers")
+                && req
+                    .headers()
+                    .get("content-type")
+                    .is_some_and(|v| v == "application/grpc");
+            let path = req.uri().path().to_owned();
+            let message = req
+                .into_body()
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
+            let mut trailers = http::HeaderMap::new();
+            trailers.insert(
+                "grpc-status",
+                if proper { "0" } else { "3" }.parse().expect("value"),
+            );
+            trailers.insert("grpc-message", path.parse().expect("value"));
+            let frames = [Frame::data(message), Frame::trailers(trailers)];
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .header("content-type", "application/grpc")
+                    .body(Frames(frames.into()))
+                    .expect("response"),
+            )
+        });
+        let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .serve_connection(TokioIo::new(io), service)
+            .await;
+    })
+}
+
+/// A body made of the given frames (data and trailers).
+struct Frames(std::collections::VecDeque<Frame<Bytes>>);
+
+impl hyper::body::Body for Frames {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        std::task::Poll::Ready(self.0.pop_front().map(Ok))
+    }
+}
+
+#[test]
+fn a_grpc_unary_call_goes_through_over_http2_with_trailers() {
+    let up = grpc_echo();
+    let kong = Kong::configure("");
+    kong.append_conf(&format!(
+        "proxy_listen = 127.0.0.1:{} http2",
+        kong.proxy_port
+    ));
+    let mut kong = kong;
+    let out = kong.run(&["start"]);
+    assert!(out.status.success(), "{}", crate::support::kong::text(&out));
+    kong.set_running();
+    kong.wait_ready();
+    let s = admin(
+        &kong,
+        "POST",
+        "/services",
+        json!({"name": "grpc", "url": format!("grpc://127.0.0.1:{}", up.port)}),
+    );
+    assert_eq!(s["protocol"], "grpc");
+    admin(
+        &kong,
+        "POST",
+        "/services/grpc/routes",
+        json!({"protocols": ["grpc"], "paths": ["/hello.Greeter/"]}),
+    );
+    let port = kong.proxy_port;
+    // The 5-byte gRPC prefix (uncompressed, length 5) and the message.
+    let message = Bytes::from_static(b"\x00\x00\x00\x00\x05hello");
+    let call = move || {
+        let message = message.clone();
+        rt().block_on(async move {
+            let stream = TcpStream::connect(("127.0.0.1", port))
+                .await
+                .expect("connect");
+            let (mut sender, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                    .await
+                    .expect("h2c handshake");
+            tokio::spawn(conn);
+            let req = Request::post(format!("http://grpc.test:{port}/hello.Greeter/SayHello"))
+                .header("content-type", "application/grpc")
+                .header("te", "trailers")
+                .body(Full::new(message))
+                .expect("request");
+            let resp = sender.send_request(req).await.expect("response");
+            let status = resp.status();
+            let collected = resp.into_body().collect().await.expect("body");
+            let trailers = collected.trailers().cloned();
+            (status, trailers, collected.to_bytes())
+        })
+    };
+    let mut last = None;
+    let live = wait_until(Duration::from_secs(5), || {
+        let r = call();
+        let done = r.0 != StatusCode::NOT_FOUND;
+        last = Some(r);
+        done
+    });
+    assert!(live, "gRPC route never became live");
+    let (status, trailers, body) = last.expect("a call");
+    assert_eq!(status, 200);
+    assert_eq!(&body[..], b"\x00\x00\x00\x00\x05hello");
+    let trailers = trailers.expect("trailers reach the client");
+    assert_eq!(trailers["grpc-status"], "0", "{trailers:?}");
+    assert_eq!(trailers["grpc-message"], "/hello.Greeter/SayHello");
+}
