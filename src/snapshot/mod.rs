@@ -7,6 +7,8 @@
 //! fails keeps the previous snapshot serving and is logged. Clustering will feed the same loop
 //! from other nodes' changes.
 
+pub mod certificates;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -19,13 +21,17 @@ use crate::proxy::upstream::{Keepalive, Upstreams};
 use crate::router::{Router, RouterError};
 use crate::store::schema::Doc;
 use crate::store::{DbError, Store};
+use certificates::Certificates;
 
-/// What the proxy runs from: the compiled router and the upstream clients (plugin chains,
-/// balancers and certificates join as they arrive), plus an inventory of what it was built from.
+/// What the proxy runs from: the compiled router, the upstream clients and the certificates
+/// by SNI (plugin chains and balancers join as they arrive), plus an inventory of what it was
+/// built from.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     /// Routes and services, compiled for matching.
     pub router: Arc<Router>,
+    /// The `certificates` served on the proxy's TLS listeners, by their `snis`.
+    pub certificates: Arc<Certificates>,
     /// Pooled upstream clients, one per connect timeout in use.
     pub upstreams: Upstreams,
     /// Increases by one with every rebuild.
@@ -73,6 +79,7 @@ impl Snapshot {
     pub fn empty() -> Snapshot {
         Snapshot {
             router: Arc::new(Router::empty()),
+            certificates: Arc::new(Certificates::empty()),
             upstreams: Upstreams::new(
                 [],
                 Keepalive {
@@ -99,6 +106,8 @@ impl Snapshot {
         let mut counts: Vec<(&'static str, usize)> = Vec::new();
         let mut routes: Vec<Doc> = Vec::new();
         let mut services: Vec<Doc> = Vec::new();
+        // Certificates are parsed page by page; only unchanged ones are taken from `previous`.
+        let mut certificates = Certificates::builder(previous.map(|p| &*p.certificates));
         // Page by page: memory stays bounded whatever the configuration's size.
         store
             .scan(|name, docs| {
@@ -117,6 +126,8 @@ impl Snapshot {
                 match name {
                     "routes" => routes.extend(docs),
                     "services" => services.extend(docs),
+                    "certificates" => certificates.certificates(&docs),
+                    "snis" => certificates.snis(&docs),
                     _ => {}
                 }
             })
@@ -127,6 +138,7 @@ impl Snapshot {
             None => Router::build(&routes, &services)?,
         };
         drop((routes, services));
+        let certificates = Arc::new(certificates.finish());
         let timeouts: std::collections::BTreeSet<u64> =
             router.services().map(|s| s.connect_timeout).collect();
         let mut upstreams = Upstreams::new(timeouts, settings.keepalive);
@@ -140,6 +152,7 @@ impl Snapshot {
             .collect();
         Ok(Snapshot {
             router: Arc::new(router),
+            certificates,
             upstreams,
             version,
             built_at: SystemTime::now(),
