@@ -19,5 +19,6 @@ mod pg_harness;
 mod proxy_errors;
 mod proxy_forwarding;
 mod proxy_upstream;
+mod proxy_tls;
 mod snapshot_sync;
 mod store_conformance;

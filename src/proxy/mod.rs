@@ -12,11 +12,14 @@
 //! request ([`forward`]), the response headers, streaming the body back, and the access log.
 //! Every failure is a [`ProxyError`], turned into a response in one place ([`error::respond`]).
 //! One `Arc<Snapshot>` is loaded per request, so a configuration change never splits a request.
+//! Before any of this, a TLS listener's handshake takes its certificate from the snapshot by the
+//! client's SNI ([`tls`]).
 
 pub mod error;
 pub mod forward;
 pub mod headers;
 pub mod pool;
+pub mod tls;
 pub mod upstream;
 
 use std::sync::Arc;

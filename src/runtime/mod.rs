@@ -283,7 +283,13 @@ impl Server {
             for listen in list {
                 let key = (kind, listen.address());
                 let tls = match listen.ssl {
-                    true => Some(tls_for(config, kind, &ssl_dir, listen.http2)?),
+                    true => Some(tls_for(
+                        config,
+                        kind,
+                        &ssl_dir,
+                        listen.http2,
+                        &self.node.snapshot,
+                    )?),
                     false => None,
                 };
                 match self.listeners.running.get(&key) {
@@ -346,11 +352,15 @@ impl Server {
     }
 }
 
+/// The TLS configuration of a `kind` listener. Admin and Status listeners serve their one
+/// certificate; proxy listeners choose by SNI from the current snapshot, falling back to
+/// `ssl_cert` (all of its entries, e.g. RSA and ECDSA) or the generated certificate.
 fn tls_for(
     config: &Config,
     kind: &'static str,
     ssl_dir: &Path,
     http2: bool,
+    snapshot: &Arc<arc_swap::ArcSwap<crate::snapshot::Snapshot>>,
 ) -> Result<Arc<rustls::ServerConfig>, RuntimeError> {
     let (certs, keys, prefix, name) = match kind {
         "admin_listen" => (
@@ -367,9 +377,20 @@ fn tls_for(
         ),
         _ => (&config.ssl_cert, &config.ssl_cert_key, "", "proxy"),
     };
-    let pair = match tls::load_configured(certs, keys)?.into_iter().next() {
-        Some(pair) => pair,
-        None => tls::default_cert(ssl_dir, prefix)?,
+    let mut pairs = tls::load_configured(certs, keys)?;
+    if pairs.is_empty() {
+        pairs.push(tls::default_cert(ssl_dir, prefix)?);
+    }
+    if name != "proxy" {
+        return Ok(tls::server_config(&pairs[0], http2, name)?);
+    }
+    let invalid = |reason: String| tls::TlsError::Invalid {
+        listener: name,
+        reason,
     };
-    Ok(tls::server_config(&pair, http2, name)?)
+    let default = tls::keys::CertKeys::from_pem(pairs.iter().map(|p| (&*p.cert, &*p.key)))
+        .map_err(|e| invalid(e.to_string()))?
+        .ok_or_else(|| invalid("no certificate".into()))?;
+    let resolver = crate::proxy::tls::SniResolver::new(snapshot.clone(), default);
+    Ok(tls::resolver_config(Arc::new(resolver), http2, name)?)
 }

@@ -8,6 +8,8 @@
 //! from other nodes' changes.
 
 use std::collections::HashMap;
+pub mod certificates;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -20,13 +22,17 @@ use crate::proxy::upstream::{Keepalive, TlsSources, Upstreams};
 use crate::router::{Router, RouterError};
 use crate::store::schema::Doc;
 use crate::store::{DbError, Store};
+use certificates::Certificates;
 
-/// What the proxy runs from: the compiled router and the upstream clients (plugin chains,
-/// balancers and certificates join as they arrive), plus an inventory of what it was built from.
+/// What the proxy runs from: the compiled router, the upstream clients and the certificates
+/// by SNI (plugin chains and balancers join as they arrive), plus an inventory of what it was
+/// built from.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     /// Routes and services, compiled for matching.
     pub router: Arc<Router>,
+    /// The `certificates` served on the proxy's TLS listeners, by their `snis`.
+    pub certificates: Arc<Certificates>,
     /// Upstream keep-alive settings and each service's TLS profile.
     pub upstreams: Upstreams,
     /// Increases by one with every rebuild.
@@ -78,6 +84,7 @@ impl Snapshot {
     pub fn empty() -> Snapshot {
         Snapshot {
             router: Arc::new(Router::empty()),
+            certificates: Arc::new(Certificates::empty()),
             upstreams: Upstreams::new(Keepalive {
                 pool_size: 0,
                 max_requests: 0,
@@ -102,7 +109,7 @@ impl Snapshot {
         let mut counts: Vec<(&'static str, usize)> = Vec::new();
         let mut routes: Vec<Doc> = Vec::new();
         let mut services: Vec<Doc> = Vec::new();
-        let mut certificates: HashMap<String, Doc> = HashMap::new();
+        let mut client_certificates: HashMap<String, Doc> = HashMap::new();
         let mut ca_certificates: HashMap<String, Doc> = HashMap::new();
         let by_id = |docs: Vec<Doc>, into: &mut HashMap<String, Doc>| {
             for doc in docs {
@@ -111,6 +118,8 @@ impl Snapshot {
                 }
             }
         };
+        // Certificates are parsed page by page; only unchanged ones are taken from `previous`.
+        let mut certificates = Certificates::builder(previous.map(|p| &*p.certificates));
         // Page by page: memory stays bounded whatever the configuration's size.
         store
             .scan(|name, docs| {
@@ -129,8 +138,12 @@ impl Snapshot {
                 match name {
                     "routes" => routes.extend(docs),
                     "services" => services.extend(docs),
-                    "certificates" => by_id(docs, &mut certificates),
+                    "certificates" => {
+                        certificates.certificates(&docs);
+                        by_id(docs, &mut client_certificates);
+                    }
                     "ca_certificates" => by_id(docs, &mut ca_certificates),
+                    "snis" => certificates.snis(&docs),
                     _ => {}
                 }
             })
@@ -141,9 +154,10 @@ impl Snapshot {
             None => Router::build(&routes, &services)?,
         };
         drop((routes, services));
+        let certificates = Arc::new(certificates.finish());
         let services: Vec<_> = router.services().collect();
         let sources = TlsSources {
-            certificates: &certificates,
+            certificates: &client_certificates,
             ca_certificates: &ca_certificates,
             trusted: &settings.trusted_certificates,
         };
@@ -158,6 +172,7 @@ impl Snapshot {
             .collect();
         Ok(Snapshot {
             router: Arc::new(router),
+            certificates,
             upstreams,
             version,
             built_at: SystemTime::now(),

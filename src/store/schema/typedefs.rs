@@ -97,9 +97,13 @@ pub fn host_with_optional_port(v: &Value) -> Result<(), String> {
     }
 }
 
-/// `wildcard_host`: a hostname (not an IP, no port) with at most one `*`, leftmost or rightmost.
+/// `wildcard_host`: a hostname (not an IP, no port) with at most one `*`, leftmost or rightmost;
+/// `*` alone is accepted too (as an SNI entity it names the certificate for any server name).
 pub fn wildcard_host(v: &Value) -> Result<(), String> {
     let s = text(v);
+    if s == "*" {
+        return Ok(());
+    }
     if s.parse::<IpAddr>().is_ok() {
         return Err("must not be an IP".into());
     }
@@ -291,6 +295,8 @@ mod tests {
         assert!(wildcard_host(&json!("*.example.com")).is_ok());
         assert!(wildcard_host(&json!("example.*")).is_ok());
         assert!(wildcard_host(&json!("a.*.com")).is_err());
+        assert!(wildcard_host(&json!("*")).is_ok());
+        assert!(wildcard_host(&json!("*.*")).is_err());
         assert!(path(&json!("/a/b%20c")).is_ok());
         assert!(path(&json!("a")).is_err());
         assert!(path(&json!("/a//b")).is_err());

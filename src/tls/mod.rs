@@ -2,12 +2,15 @@
 //!
 //! An `ssl` listener with no certificate configured uses a self-signed one generated into
 //! `<prefix>/ssl/` on first start and reused afterwards, as Kong does. Per-SNI certificates from
-//! the datastore are chosen by the proxy, not here.
+//! the datastore are chosen by the proxy's resolver ([`crate::proxy::tls`]), which falls back to
+//! the default certificate loaded here; [`keys`] turns PEM into what rustls serves.
+
+pub mod keys;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::ResolvesServerCert;
 
 /// TLS setup problems.
 #[derive(Debug, thiserror::Error)]
@@ -121,29 +124,49 @@ fn read(path: &Path, what: &'static str) -> Result<String, TlsError> {
     })
 }
 
-/// Builds a rustls server configuration; `http2` offers `h2` through ALPN.
+/// Builds a rustls server configuration serving one fixed certificate; `http2` offers `h2`
+/// through ALPN.
 pub fn server_config(
     pair: &PemPair,
     http2: bool,
     listener: &'static str,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let invalid = |reason: String| TlsError::Invalid { listener, reason };
-    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pair.cert.as_bytes())
-        .collect::<Result<_, _>>()
-        .map_err(|e| invalid(format!("bad certificate PEM: {e}")))?;
-    if certs.is_empty() {
-        return Err(invalid("no certificate found in PEM".into()));
+    let key = keys::certified_key(&pair.cert, &pair.key).map_err(|e| TlsError::Invalid {
+        listener,
+        reason: e.to_string(),
+    })?;
+    resolver_config(Arc::new(FixedCert(Arc::new(key))), http2, listener)
+}
+
+/// Serves the same certificate to every client.
+#[derive(Debug)]
+struct FixedCert(Arc<rustls::sign::CertifiedKey>);
+
+impl ResolvesServerCert for FixedCert {
+    fn resolve(
+        &self,
+        _: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
     }
-    let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut pair.key.as_bytes())
-        .map_err(|e| invalid(format!("bad key PEM: {e}")))?
-        .ok_or_else(|| invalid("no private key found in PEM".into()))?;
+}
+
+/// Builds a rustls server configuration whose certificate `resolver` picks per handshake;
+/// `http2` offers `h2` through ALPN.
+pub fn resolver_config(
+    resolver: Arc<dyn ResolvesServerCert>,
+    http2: bool,
+    listener: &'static str,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| invalid(e.to_string()))?
+        .map_err(|e| TlsError::Invalid {
+            listener,
+            reason: e.to_string(),
+        })?
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| invalid(e.to_string()))?;
+        .with_cert_resolver(resolver);
     config.alpn_protocols = if http2 {
         vec![b"h2".to_vec(), b"http/1.1".to_vec()]
     } else {
@@ -154,20 +177,7 @@ pub fn server_config(
 
 /// Whether the PEM private key `key` belongs to the first certificate of the PEM chain `cert`.
 pub fn key_matches_certificate(cert: &str, key: &str) -> bool {
-    let certs: Vec<CertificateDer<'static>> =
-        match rustls_pemfile::certs(&mut cert.as_bytes()).collect::<Result<Vec<_>, _>>() {
-            Ok(c) if !c.is_empty() => c,
-            _ => return false,
-        };
-    let Ok(Some(key)) = rustls_pemfile::private_key(&mut key.as_bytes()) else {
-        return false;
-    };
-    let Ok(signing) = rustls::crypto::ring::sign::any_supported_type(&key) else {
-        return false;
-    };
-    rustls::sign::CertifiedKey::new(certs, signing)
-        .keys_match()
-        .is_ok()
+    keys::certified_key(cert, key).is_ok()
 }
 
 #[cfg(test)]
