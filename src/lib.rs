@@ -20,6 +20,7 @@ pub mod config;
 pub mod declarative;
 pub mod logging;
 pub mod node;
+pub mod plugins;
 pub mod prefix;
 pub mod proxy;
 pub mod request_id;

@@ -21,7 +21,14 @@ fn doc(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
 }
 
 fn settings() -> Settings {
+    let registry = kong::plugins::Registry::new(
+        &["bundled".to_owned()],
+        kong::plugins::bundled(),
+        kong::plugins::BuildEnv::default(),
+    )
+    .expect("bundled plugins");
     Settings {
+        registry: std::sync::Arc::new(registry),
         keepalive: Keepalive {
             pool_size: 16,
             max_requests: 100,

@@ -40,11 +40,22 @@ fn failed(heading: &str, e: DeclarativeError) -> anyhow::Error {
     }
 }
 
+/// The plugins `config` enables, which plugin entities are validated against.
+fn registry(
+    config: &crate::config::Config,
+) -> anyhow::Result<std::sync::Arc<crate::plugins::Registry>> {
+    let env = crate::plugins::BuildEnv::default();
+    Ok(std::sync::Arc::new(crate::plugins::Registry::from_config(
+        config, env,
+    )?))
+}
+
 /// `kong config parse FILE`: checks a file; prints `parse successful` or every problem.
 pub fn parse(file: &Path, conf: &ConfArgs) -> anyhow::Result<i32> {
-    let _config = super::lifecycle::load(conf, Vec::new())?;
+    let config = super::lifecycle::load(conf, Vec::new())?;
+    let plugins = registry(&config)?;
     runtime()?.block_on(async {
-        let scratch = Store::memory();
+        let scratch = Store::memory().with_plugins(plugins);
         declarative::load_file(&scratch, file, false)
             .await
             .map_err(|e| failed("Failed parsing", e))
@@ -72,7 +83,7 @@ pub fn db_import(file: &Path, conf: &ConfArgs) -> anyhow::Result<i32> {
         }
     }
     let summary = runtime()?.block_on(async {
-        let store = Store::open(&config).await?;
+        let store = Store::open(&config).await?.with_plugins(registry(&config)?);
         if prepared.problems.is_empty() {
             println!("parse successful, beginning import");
         }
@@ -108,7 +119,7 @@ pub fn db_export(file: Option<&Path>, conf: &ConfArgs) -> anyhow::Result<i32> {
         );
     }
     let text = runtime()?.block_on(async {
-        let store = Store::open(&config).await?;
+        let store = Store::open(&config).await?.with_plugins(registry(&config)?);
         anyhow::Ok(declarative::export::export(&store).await?)
     })?;
     match file {

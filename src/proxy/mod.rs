@@ -18,6 +18,7 @@
 pub mod error;
 pub mod forward;
 pub mod headers;
+pub mod phases;
 pub mod pool;
 pub mod tls;
 pub mod upstream;
@@ -36,6 +37,7 @@ use hyper::body::Incoming;
 use crate::config::Config;
 use crate::logging::AccessEntry;
 use crate::node::Node;
+use crate::plugins::{Ctx, Entry, Exit};
 use crate::router::{self, ProtocolMismatch, RequestInfo, Scheme};
 use crate::runtime::listener::{ConnInfo, Handler};
 use crate::snapshot::Snapshot;
@@ -43,6 +45,7 @@ use crate::version::SERVER_TOKEN;
 use error::ProxyError;
 use forward::{Outgoing, Target, Timeouts};
 use headers::{Downstream, Trusted};
+use phases::PhaseBody;
 use pool::{PeerRef, Pool};
 
 static X_KONG_REQUEST_ID: HeaderName = HeaderName::from_static("x-kong-request-id");
@@ -72,7 +75,8 @@ pub struct Proxy {
 
 /// What a matched route leaves for the upstream request, owned so the request can change.
 struct Routed {
-    service: router::ServiceInfo,
+    route: usize,
+    service: Option<usize>,
     preserve_host: bool,
     request_buffering: bool,
     upstream_path: String,
@@ -114,7 +118,7 @@ impl Proxy {
 
     async fn answer(
         &self,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         conn: ConnInfo,
         started: Instant,
     ) -> Response<ProxyBody> {
@@ -122,8 +126,6 @@ impl Proxy {
         let snapshot = self.node.snapshot.load_full();
         let id = crate::request_id::generate();
         let id = std::str::from_utf8(&id).unwrap_or_default();
-        let method = req.method().clone();
-        let uri = req.uri().clone();
         let version = req.version();
         // Only what the log and an error answer may need; header values are reference-counted,
         // so keeping them costs no copy.
@@ -131,106 +133,165 @@ impl Proxy {
         let (referer, user_agent) = (kept(http::header::REFERER), kept(http::header::USER_AGENT));
         let (accept, content_type) = (kept(http::header::ACCEPT), kept(http::header::CONTENT_TYPE));
         let trusted = self.trusted(&config);
+        // A WebSocket (or other) upgrade asked by an HTTP/1.1 client: the client side of the
+        // tunnel is taken before the request is taken apart.
+        let upgrade = upgrade_request(&req).map(|protocol| (hyper::upgrade::on(&mut req), protocol));
+        let (head, body) = req.into_parts();
+        let scheme = if conn.tls { Scheme::Https } else { Scheme::Http };
+        let mut ctx = Ctx::new(
+            snapshot.clone(),
+            head,
+            conn.peer.ip(),
+            scheme.as_str(),
+            id,
+            started,
+        );
+        ctx.log.method = ctx.request.method.as_str().to_owned();
+        ctx.log.uri = ctx
+            .request
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
+        let mut protocol = if conn.tls {
+            router::Protocol::Https
+        } else {
+            router::Protocol::Http
+        };
+        let mut collected: Vec<Arc<Entry>> = Vec::new();
+        let mut reached_access = false;
+        let mut flow = Flow {
+            ctx: &mut ctx,
+            collected: &mut collected,
+            reached_access: &mut reached_access,
+            protocol: &mut protocol,
+        };
         let result = self
-            .proxy(
-                req,
-                &conn,
-                &config,
-                &snapshot,
-                &trusted.trusted,
-                id,
-                started,
-            )
+            .proxy(&mut flow, body, upgrade, &conn, &config, &snapshot, &trusted.trusted, started)
             .await;
+        if !reached_access {
+            // Routing failed or the request stopped before access: global plugins only.
+            phases::global_entries(snapshot.plugins.global(), protocol, &mut collected);
+        }
         let mut answer = match result {
             Ok(answer) => answer,
             Err(e) => {
-                let mut negotiation = http::HeaderMap::new();
-                if let Some(v) = accept {
-                    negotiation.insert(http::header::ACCEPT, v);
-                }
-                if let Some(v) = content_type {
-                    negotiation.insert(http::header::CONTENT_TYPE, v);
-                }
-                let resp = error::respond(&e, &negotiation, id, &config.error_default_type);
-                let bytes = resp.body().len() as u64;
-                let (mut parts, body) = resp.into_parts();
-                if config.headers.server {
-                    parts
-                        .headers
-                        .insert(SERVER, HeaderValue::from_static(SERVER_TOKEN));
-                }
-                if config.headers.response_latency {
-                    let ms = started.elapsed().as_millis() as u64;
-                    parts
-                        .headers
-                        .insert(X_KONG_RESPONSE_LATENCY.clone(), HeaderValue::from(ms));
-                }
-                if let ProxyError::UpgradeRequired = e {
-                    parts.headers.insert(
-                        http::header::CONNECTION,
-                        HeaderValue::from_static("Upgrade"),
-                    );
-                    parts.headers.insert(
-                        http::header::UPGRADE,
-                        HeaderValue::from_static("TLS/1.2, HTTP/1.1"),
-                    );
-                }
-                Answer {
-                    response: Response::from_parts(parts, full(body)),
-                    bytes,
-                }
+                ctx.log.from_kong = true;
+                self.error_answer(&e, accept.as_ref(), content_type.as_ref(), id, &config, started)
             }
         };
-        let h = answer.response.headers_mut();
-        if config.headers.request_id {
-            if let Ok(v) = HeaderValue::from_str(id) {
-                h.insert(X_KONG_REQUEST_ID.clone(), v);
+        let (mut parts, body) = answer.response.into_parts();
+        if let Some(extra) = ctx.take_response_headers() {
+            for (name, value) in extra.iter() {
+                parts.headers.insert(name.clone(), value.clone());
             }
         }
-        let latency = started.elapsed().as_millis() as u64;
+        let mut body = body;
+        if !collected.is_empty() {
+            if let Err(e) = phases::header_filter(&collected, &mut ctx, &mut parts) {
+                ctx.log.from_kong = true;
+                let failed =
+                    self.error_answer(&e, accept.as_ref(), content_type.as_ref(), id, &config, started);
+                let (p, b) = failed.response.into_parts();
+                parts = p;
+                body = b;
+                answer.bytes = failed.bytes;
+            }
+        }
+        if config.headers.request_id {
+            if let Ok(v) = HeaderValue::from_str(id) {
+                parts.headers.insert(X_KONG_REQUEST_ID.clone(), v);
+            }
+        }
+        let status = parts.status.as_u16();
         let logs = self.node.logs.load();
         if !logs.proxy.is_off() {
             logs.proxy.log(&AccessEntry {
                 remote_addr: conn.peer.ip(),
-                method: method.as_str(),
-                uri: uri.path_and_query().map_or("/", |p| p.as_str()),
+                method: &ctx.log.method,
+                uri: &ctx.log.uri,
                 version: version_str(version),
-                status: answer.response.status().as_u16(),
+                status,
                 bytes_sent: answer.bytes,
                 referer: referer.as_ref().and_then(|v| v.to_str().ok()),
                 user_agent: user_agent.as_ref().and_then(|v| v.to_str().ok()),
                 request_id: id,
-                latency_ms: latency,
+                latency_ms: started.elapsed().as_millis() as u64,
             });
         }
-        answer.response
+        if collected.is_empty() {
+            return Response::from_parts(parts, body);
+        }
+        ctx.log.status = status;
+        if collected.iter().any(|e| e.plugin.logs()) {
+            ctx.log.response_headers = Some(parts.headers.clone());
+        }
+        let body = PhaseBody::new(body, ctx, collected);
+        Response::from_parts(parts, body.boxed())
     }
 
-    /// Routes and forwards one request; every failure comes back as a [`ProxyError`].
+    /// The response for an error, in the format the client accepts.
+    fn error_answer(
+        &self,
+        e: &ProxyError,
+        accept: Option<&HeaderValue>,
+        content_type: Option<&HeaderValue>,
+        id: &str,
+        config: &Config,
+        started: Instant,
+    ) -> Answer {
+        let mut negotiation = http::HeaderMap::new();
+        if let Some(v) = accept {
+            negotiation.insert(http::header::ACCEPT, v.clone());
+        }
+        if let Some(v) = content_type {
+            negotiation.insert(http::header::CONTENT_TYPE, v.clone());
+        }
+        let resp = error::respond(e, &negotiation, id, &config.error_default_type);
+        let bytes = resp.body().len() as u64;
+        let (mut parts, body) = resp.into_parts();
+        kong_generated(&mut parts.headers, config, started);
+        if let ProxyError::UpgradeRequired = e {
+            parts.headers.insert(
+                http::header::CONNECTION,
+                HeaderValue::from_static("Upgrade"),
+            );
+            parts.headers.insert(
+                http::header::UPGRADE,
+                HeaderValue::from_static("TLS/1.2, HTTP/1.1"),
+            );
+        }
+        Answer {
+            response: Response::from_parts(parts, full(body)),
+            bytes,
+        }
+    }
+
+    /// Routes the request, runs the plugins' rewrite and access phases, and forwards it;
+    /// every failure comes back as a [`ProxyError`].
     #[allow(clippy::too_many_arguments)]
     async fn proxy(
         &self,
-        mut req: Request<Incoming>,
+        flow: &mut Flow<'_>,
+        body: Incoming,
+        upgrade: Option<(hyper::upgrade::OnUpgrade, HeaderValue)>,
         conn: &ConnInfo,
         config: &Config,
         snapshot: &Snapshot,
         trusted: &Trusted,
-        _id: &str,
         started: Instant,
     ) -> Result<Answer, ProxyError> {
-        // A WebSocket (or other) upgrade asked by an HTTP/1.1 client: the client side of the
-        // tunnel is taken before the request is taken apart.
-        let upgrade =
-            upgrade_request(&req).map(|protocol| (hyper::upgrade::on(&mut req), protocol));
-        let wants_trailers = req.headers().get_all(http::header::TE).iter().any(|v| {
-            v.to_str()
-                .is_ok_and(|v| v.to_ascii_lowercase().contains("trailers"))
-        });
-        let (mut head, body) = req.into_parts();
+        let ctx = &mut *flow.ctx;
+        let wants_trailers = ctx
+            .request
+            .headers
+            .get_all(http::header::TE)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|v| v.to_ascii_lowercase().contains("trailers")));
         // As nginx does, a declared body over the limit is refused before anything else.
         let limit = config.client_max_body_size;
-        let declared = head
+        let declared = ctx
+            .request
             .headers
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
@@ -238,18 +299,27 @@ impl Proxy {
         if limit > 0 && declared.is_some_and(|n| n > limit) {
             return Err(ProxyError::PayloadTooLarge);
         }
-        let raw_path = head.uri.path().to_owned();
+        ctx.log.request_size = declared.unwrap_or(0);
+        let global = snapshot.plugins.global();
+        if !global.is_empty() {
+            phases::rewrite(global, ctx, *flow.protocol).await?;
+            if let Some(exit) = ctx.exit.take() {
+                return Ok(exit_answer(exit, config, started));
+            }
+        }
+        let raw_path = ctx.request.uri.path().to_owned();
         // A path that does not decode to UTF-8 matches no route.
         let path = router::normalize_path(&raw_path).ok_or(ProxyError::NoRoute)?;
-        let host_header = head
+        let host_header = ctx
+            .request
             .headers
             .get(HOST)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
-            .or_else(|| head.uri.authority().map(|a| a.as_str().to_owned()));
+            .or_else(|| ctx.request.uri.authority().map(|a| a.as_str().to_owned()));
         let believed = trusted.contains(conn.peer.ip());
         let forwarded_proto = believed
-            .then(|| header(&head.headers, HeaderName::from_static("x-forwarded-proto")))
+            .then(|| header(&ctx.request.headers, HeaderName::from_static("x-forwarded-proto")))
             .flatten();
         let scheme = if conn.tls {
             Scheme::Https
@@ -258,15 +328,15 @@ impl Proxy {
         };
         let routed = {
             let info = RequestInfo {
-                method: head.method.as_str(),
+                method: ctx.request.method.as_str(),
                 host: host_header.as_deref(),
                 path: &path,
                 scheme,
                 forwarded_proto: forwarded_proto.as_deref(),
                 port: conn.local.port(),
                 sni: conn.sni.as_deref(),
-                headers: &head.headers,
-                version: head.version,
+                headers: &ctx.request.headers,
+                version: ctx.request.version,
             };
             let m = snapshot.router.find(&info).ok_or(ProxyError::NoRoute)?;
             if let Some(mismatch) = m.protocol_mismatch {
@@ -276,7 +346,7 @@ impl Proxy {
                     }
                     ProtocolMismatch::HttpsRequired { status } => {
                         let host = host_header.as_deref().unwrap_or_default();
-                        let pq = head.uri.path_and_query().map_or("/", |p| p.as_str());
+                        let pq = ctx.request.uri.path_and_query().map_or("/", |p| p.as_str());
                         Ok(redirect(status, &format!("https://{host}{pq}"), config))
                     }
                     ProtocolMismatch::NotGrpc => Err(ProxyError::Rejected(
@@ -293,16 +363,61 @@ impl Proxy {
                     )),
                 };
             }
-            let service = m.service.ok_or(ProxyError::NoService)?;
+            m.service.ok_or(ProxyError::NoService)?;
+            if m.route.protocols.contains(router::Protocol::Grpc)
+                || m.route.protocols.contains(router::Protocol::Grpcs)
+            {
+                *flow.protocol = if conn.tls {
+                    router::Protocol::Grpcs
+                } else {
+                    router::Protocol::Grpc
+                };
+            }
             Routed {
-                service: service.clone(),
+                route: m.route_index,
+                service: m.service_index,
                 preserve_host: m.route.preserve_host,
                 request_buffering: m.route.request_buffering,
                 upstream_path: router::escape_path(&m.upstream_path.to_string()).into_owned(),
                 prefix: m.stripped_prefix.filter(|p| *p != "/").map(str::to_owned),
             }
         };
-        let service = &routed.service;
+        ctx.set_route(routed.route, routed.service);
+        ctx.service().ok_or(ProxyError::NoService)?;
+
+        // Access: the route's plugins, collected for the later phases.
+        let chain = snapshot.plugins.for_route(routed.route);
+        *flow.reached_access = true;
+        let mut body = Some(body);
+        if !chain.is_empty() {
+            if chain.reads_body() && upgrade.is_none() {
+                if let Some(b) = body.take() {
+                    let bytes = read_body(&ctx.request.headers, b, config.client_max_body_size).await?;
+                    ctx.log.request_size = bytes.len() as u64;
+                    ctx.set_request_body(bytes);
+                }
+            }
+            phases::access(chain, ctx, *flow.protocol, flow.collected).await?;
+            if let Some(exit) = ctx.exit.take() {
+                return Ok(exit_answer(exit, config, started));
+            }
+        }
+        let service = snapshot
+            .router
+            .service_at(routed.service.unwrap_or(usize::MAX))
+            .ok_or(ProxyError::NoService)?;
+        // A plugin may have set the Host the upstream gets.
+        let plugin_host = ctx
+            .request
+            .headers
+            .get(HOST)
+            .and_then(|v| v.to_str().ok())
+            .filter(|h| Some(*h) != host_header.as_deref())
+            .map(str::to_owned);
+        if flow.collected.iter().any(|e| e.plugin.logs()) {
+            ctx.log.request_headers = Some(ctx.request.headers.clone());
+        }
+        let mut head = std::mem::replace(&mut ctx.request, Request::new(()).into_parts().0);
         let (tls, h2) = match service.protocol {
             router::Protocol::Https => (true, false),
             router::Protocol::Grpcs => (true, true),
@@ -310,8 +425,9 @@ impl Proxy {
             _ => (false, false),
         };
         let default_port = if tls { 443 } else { 80 };
-        let host_for_upstream = match (routed.preserve_host, host_header.as_deref()) {
-            (true, Some(h)) => h.to_owned(),
+        let host_for_upstream = match (plugin_host, routed.preserve_host, host_header.as_deref()) {
+            (Some(h), _, _) => h,
+            (None, true, Some(h)) => h.to_owned(),
             _ if service.port == default_port => service.host.clone(),
             _ => format!("{}:{}", bracket(&service.host), service.port),
         };
@@ -320,6 +436,7 @@ impl Proxy {
             path_and_query.push('?');
             path_and_query.push_str(q);
         }
+        ctx.log.upstream_uri = Some(path_and_query.clone());
         // HTTP/1.1 carries the path alone; HTTP/2 also needs the scheme and authority.
         head.uri = if h2 {
             let scheme = if tls { "https" } else { "http" };
@@ -366,7 +483,7 @@ impl Proxy {
             head.headers.insert(http::header::UPGRADE, protocol.clone());
         }
         if config.headers_upstream_request_id {
-            if let Ok(v) = HeaderValue::from_str(_id) {
+            if let Ok(v) = HeaderValue::from_str(ctx.request_id()) {
                 head.headers.insert(X_KONG_REQUEST_ID.clone(), v);
             }
         }
@@ -391,16 +508,25 @@ impl Proxy {
             },
             retries: service.retries,
         };
-        let outgoing = if routed.request_buffering && upgrade.is_none() {
-            Outgoing::Buffered(read_body(&head.headers, body, config.client_max_body_size).await?)
-        } else {
-            Outgoing::Streamed(body)
+        let outgoing = match (ctx.take_request_body(), body) {
+            (Some(bytes), _) => Outgoing::Buffered(bytes),
+            (None, Some(body)) if routed.request_buffering && upgrade.is_none() => {
+                let bytes = read_body(&head.headers, body, config.client_max_body_size).await?;
+                ctx.log.request_size = bytes.len() as u64;
+                Outgoing::Buffered(bytes)
+            }
+            (None, Some(body)) => Outgoing::Streamed(body),
+            (None, None) => Outgoing::Buffered(Bytes::new()),
         };
         let sent = Instant::now();
         let proxy_latency = sent.duration_since(started).as_millis() as u64;
         let keepalive = snapshot.upstreams.keepalive;
+        ctx.log.upstream_addr = Some((service.host.clone(), service.port));
+        ctx.log.proxy_latency = Some(proxy_latency);
         let mut resp = forward::send(&self.pool, keepalive, head, outgoing, &target).await?;
         let upstream_latency = sent.elapsed().as_millis() as u64;
+        ctx.log.upstream_latency = Some(upstream_latency);
+        ctx.log.upstream_status = Some(resp.status().as_u16());
         let switched = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
         let tunnel = match upgrade {
             Some((client, _)) if switched => Some((client, hyper::upgrade::on(&mut resp))),
@@ -469,6 +595,38 @@ impl Proxy {
             response: Response::from_parts(parts, body.map_err(BoxError::from).boxed()),
             bytes,
         })
+    }
+}
+
+/// The per-request state `proxy` fills for `answer`.
+struct Flow<'a> {
+    ctx: &'a mut Ctx,
+    collected: &'a mut Vec<Arc<Entry>>,
+    reached_access: &'a mut bool,
+    protocol: &'a mut router::Protocol,
+}
+
+/// `Server` and `X-Kong-Response-Latency` on an answer the gateway made itself.
+fn kong_generated(h: &mut http::HeaderMap, config: &Config, started: Instant) {
+    if config.headers.server {
+        h.insert(SERVER, HeaderValue::from_static(SERVER_TOKEN));
+    }
+    if config.headers.response_latency {
+        let ms = started.elapsed().as_millis() as u64;
+        h.insert(X_KONG_RESPONSE_LATENCY.clone(), HeaderValue::from(ms));
+    }
+}
+
+/// The answer of a plugin that exited early.
+fn exit_answer(exit: Exit, config: &Config, started: Instant) -> Answer {
+    let bytes = exit.body.len() as u64;
+    let mut resp = Response::new(full(exit.body));
+    *resp.status_mut() = exit.status;
+    *resp.headers_mut() = exit.headers;
+    kong_generated(resp.headers_mut(), config, started);
+    Answer {
+        response: resp,
+        bytes,
     }
 }
 

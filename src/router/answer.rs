@@ -101,6 +101,10 @@ impl fmt::Debug for UriCaptures<'_> {
 pub struct Match<'a> {
     /// The matched route.
     pub route: &'a RouteInfo,
+    /// Its position, for [`Router::route_at`](super::Router::route_at).
+    pub route_index: usize,
+    /// Its service's position, for [`Router::service_at`](super::Router::service_at).
+    pub service_index: Option<usize>,
     /// Its service; `None` for a route without one.
     pub service: Option<&'a ServiceInfo>,
     /// The part of the request path the route's path matched (for a regex, its whole match);

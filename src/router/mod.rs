@@ -192,6 +192,16 @@ impl Router {
         self.services.iter()
     }
 
+    /// The route at `index` (see [`Match::route_index`]).
+    pub fn route_at(&self, index: usize) -> Option<&RouteInfo> {
+        self.routes.get(index).map(|r| &r.info)
+    }
+
+    /// The service at `index` (see [`Match::service_index`]).
+    pub fn service_at(&self, index: usize) -> Option<&ServiceInfo> {
+        self.services.get(index)
+    }
+
     /// The best route for `req`, per the priority rules in the module docs.
     pub fn find<'a>(&'a self, req: &RequestInfo<'a>) -> Option<Match<'a>> {
         let view = RequestView::of(req);
@@ -255,6 +265,8 @@ impl Router {
         let postfix = path::postfix(req.path, prefix_len);
         Some(Match {
             route: &route.info,
+            route_index: entry.route,
+            service_index: route.service.filter(|_| service.is_some()),
             service,
             matched_path,
             stripped_prefix,

@@ -53,6 +53,9 @@ pub enum RuntimeError {
     /// The async runtime could not start.
     #[error("could not start the runtime: {0}")]
     Runtime(std::io::Error),
+    /// The `plugins` property names a plugin that is not installed.
+    #[error(transparent)]
+    Plugins(#[from] crate::plugins::RegistryError),
 }
 
 /// How the node tells whoever started it that it is ready (or why it failed).
@@ -131,10 +134,16 @@ async fn serve(
     // follows `kong start` at once must find the handlers, not the default actions.
     let signals = Signals::install()?;
     let node_id = crate::node::resolve_id(&config);
+    let node = Node::new(config.clone(), node_id).map_err(RuntimeError::Logs)?;
+    let env = crate::plugins::BuildEnv {
+        node_id: node_id.to_string(),
+        hostname: node.hostname.clone(),
+    };
+    let registry = Arc::new(crate::plugins::Registry::from_config(&config, env)?);
     let store = Store::open(&config)
         .await?
-        .with_node_id(&node_id.to_string());
-    let node = Node::new(config.clone(), node_id).map_err(RuntimeError::Logs)?;
+        .with_node_id(&node_id.to_string())
+        .with_plugins(registry.clone());
     if config.database == config::Database::Off {
         // Before any listener: an invalid file stops the start, nothing is left running.
         if let Some(applied) = crate::declarative::load_configured(&config, &store).await? {
@@ -143,7 +152,7 @@ async fn serve(
         }
     }
     // The first snapshot is built before any listener opens: a node never serves without one.
-    let settings = crate::snapshot::Settings::of(&config);
+    let settings = crate::snapshot::Settings::of(&config, registry);
     let sync = crate::snapshot::spawn_sync(store.clone(), node.snapshot.clone(), settings).await?;
     let state = AdminState {
         node: node.clone(),

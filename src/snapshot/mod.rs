@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 pub mod certificates;
+pub mod index;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,7 +19,9 @@ use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::plugins::{Plugins, Registry};
 use crate::proxy::upstream::{Keepalive, TlsSources, Upstreams};
+use index::{Index, IndexPlan};
 use crate::router::{Router, RouterError};
 use crate::store::schema::Doc;
 use crate::store::{DbError, Store};
@@ -35,6 +38,10 @@ pub struct Snapshot {
     pub certificates: Arc<Certificates>,
     /// Upstream keep-alive settings and each service's TLS profile.
     pub upstreams: Upstreams,
+    /// Plugin chains for every route, and the global one.
+    pub plugins: Plugins,
+    /// Entities looked up while serving (routes, services, consumers, credentials).
+    pub index: Index,
     /// Increases by one with every rebuild.
     pub version: u64,
     /// When it was built.
@@ -57,8 +64,10 @@ pub enum SnapshotError {
 }
 
 /// Node settings a snapshot is built with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Settings {
+    /// The enabled plugins.
+    pub registry: Arc<Registry>,
     /// Upstream keep-alive (`upstream_keepalive_*`).
     pub keepalive: Keepalive,
     /// CAs trusted for upstreams whose service names none (`lua_ssl_trusted_certificate`).
@@ -66,9 +75,10 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The settings in `config`.
-    pub fn of(config: &crate::config::Config) -> Settings {
+    /// The settings in `config`, with the enabled plugins of `registry`.
+    pub fn of(config: &crate::config::Config, registry: Arc<Registry>) -> Settings {
         Settings {
+            registry,
             keepalive: Keepalive {
                 pool_size: config.upstream_keepalive_pool_size as usize,
                 max_requests: config.upstream_keepalive_max_requests,
@@ -90,6 +100,8 @@ impl Snapshot {
                 max_requests: 0,
                 idle_timeout: 60,
             }),
+            plugins: Plugins::default(),
+            index: Index::default(),
             version: 0,
             built_at: SystemTime::now(),
             counts: Vec::new(),
@@ -111,6 +123,9 @@ impl Snapshot {
         let mut services: Vec<Doc> = Vec::new();
         let mut client_certificates: HashMap<String, Doc> = HashMap::new();
         let mut ca_certificates: HashMap<String, Doc> = HashMap::new();
+        let mut plugin_docs: Vec<Doc> = Vec::new();
+        let plan = IndexPlan::with(settings.registry.lookups());
+        let mut index = Index::default();
         let by_id = |docs: Vec<Doc>, into: &mut HashMap<String, Doc>| {
             for doc in docs {
                 if let Some(id) = doc.get("id").and_then(|v| v.as_str()) {
@@ -135,7 +150,9 @@ impl Snapshot {
                 if let Some((_, n)) = counts.last_mut() {
                     *n += docs.len();
                 }
+                index.add(&plan, name, &docs);
                 match name {
+                    "plugins" => plugin_docs.extend(docs),
                     "routes" => routes.extend(docs),
                     "services" => services.extend(docs),
                     "certificates" => {
@@ -165,6 +182,15 @@ impl Snapshot {
         for problem in problems {
             tracing::error!(error = %problem, "upstream TLS unusable; the service answers 502");
         }
+        let plugins = Plugins::build(
+            &plugin_docs,
+            &router,
+            &settings.registry,
+            previous.map(|p| &p.plugins),
+        );
+        for problem in &plugins.problems {
+            tracing::error!(problem = %problem, "plugin left out of the configuration");
+        }
         let hash = hasher
             .finalize()
             .iter()
@@ -174,6 +200,8 @@ impl Snapshot {
             router: Arc::new(router),
             certificates,
             upstreams,
+            plugins,
+            index,
             version,
             built_at: SystemTime::now(),
             counts,

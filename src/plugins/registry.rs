@@ -1,0 +1,130 @@
+//! The plugins a node knows: each [`Kind`] with its schema, and the subset the `plugins`
+//! property enables. The registry is also what the datastore validates plugin entities with.
+
+use std::sync::Arc;
+
+use super::Plugin;
+use crate::store::schema::{Doc, PluginSchema, PluginSchemas};
+
+/// A kind of plugin: its identity, config schema, and how to build an instance.
+pub trait Kind: Send + Sync + 'static {
+    /// The name plugin entities use, e.g. `key-auth`.
+    fn name(&self) -> &'static str;
+
+    /// Kong's priority: higher runs first in every phase.
+    fn priority(&self) -> i32;
+
+    /// The schema of its `config` and the scopes it allows.
+    fn schema(&self) -> PluginSchema;
+
+    /// `(entity, field)` pairs the plugin looks entities up by while serving (key-auth:
+    /// `("keyauth_credentials", "key")`); the snapshot indexes them.
+    fn lookups(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+
+    /// An instance for a validated `config`. Runs when the snapshot is built; an error skips
+    /// the instance (logged) and keeps the rest of the configuration serving.
+    fn build(&self, config: &Doc, env: &BuildEnv) -> Result<Arc<dyn Plugin>, String>;
+}
+
+/// What plugin instances may hold on to beyond their config: node-wide services that outlive
+/// snapshots.
+#[derive(Debug, Clone, Default)]
+pub struct BuildEnv {
+    /// The node's id.
+    pub node_id: String,
+    /// The node's host name.
+    pub hostname: String,
+}
+
+/// Why the `plugins` property cannot be honoured.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// A name that no installed plugin has.
+    #[error("plugin '{0}' is enabled but not installed")]
+    Unknown(String),
+}
+
+/// The enabled plugins.
+pub struct Registry {
+    kinds: Vec<Arc<dyn Kind>>,
+    schemas: Vec<PluginSchema>,
+    env: BuildEnv,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.kinds.iter().map(|k| k.name()))
+            .finish()
+    }
+}
+
+impl Registry {
+    /// The plugins of `available` that `enabled` (the `plugins` property) names: `bundled`
+    /// stands for every bundled plugin, `off` for none.
+    pub fn new(
+        enabled: &[String],
+        available: Vec<Arc<dyn Kind>>,
+        env: BuildEnv,
+    ) -> Result<Registry, RegistryError> {
+        let mut kinds: Vec<Arc<dyn Kind>> = Vec::new();
+        for name in enabled.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+            match name {
+                "off" => {}
+                "bundled" => kinds.extend(available.iter().cloned()),
+                name => match available.iter().find(|k| k.name() == name) {
+                    Some(k) => kinds.push(k.clone()),
+                    None => return Err(RegistryError::Unknown(name.to_owned())),
+                },
+            }
+        }
+        kinds.sort_by_key(|k| k.name());
+        kinds.dedup_by_key(|k| k.name());
+        let schemas = kinds.iter().map(|k| k.schema()).collect();
+        Ok(Registry {
+            kinds,
+            schemas,
+            env,
+        })
+    }
+
+    /// The enabled plugins of the `plugins` property among the bundled ones.
+    pub fn from_config(
+        config: &crate::config::Config,
+        env: BuildEnv,
+    ) -> Result<Registry, RegistryError> {
+        Registry::new(&config.plugins, super::bundled(), env)
+    }
+
+    /// The enabled kind called `name`.
+    pub fn kind(&self, name: &str) -> Option<&Arc<dyn Kind>> {
+        self.kinds.iter().find(|k| k.name() == name)
+    }
+
+    /// Every enabled kind, by name.
+    pub fn kinds(&self) -> &[Arc<dyn Kind>] {
+        &self.kinds
+    }
+
+    /// The node services instances are built with.
+    pub fn env(&self) -> &BuildEnv {
+        &self.env
+    }
+
+    /// Every `(entity, field)` the enabled plugins look up.
+    pub fn lookups(&self) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
+        self.kinds.iter().flat_map(|k| k.lookups().iter().copied())
+    }
+}
+
+impl PluginSchemas for Registry {
+    fn plugin(&self, name: &str) -> Option<&PluginSchema> {
+        self.schemas.iter().find(|s| s.name == name)
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.schemas.iter().map(|s| s.name.clone()).collect()
+    }
+}
