@@ -97,7 +97,10 @@ impl Chain {
 
     fn finish(mut self) -> Chain {
         self.reads_body = self.slots.iter().any(|s| {
-            s.base.iter().chain(s.consumers.values()).any(|e| e.plugin.reads_request_body())
+            s.base
+                .iter()
+                .chain(s.consumers.values())
+                .any(|e| e.plugin.reads_request_body())
         });
         self
     }
@@ -319,4 +322,148 @@ fn chain_for(
         reads_body: false,
     }
     .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::{BuildEnv, Kind};
+    use crate::store::schema::{PluginSchema, Record};
+    use serde_json::json;
+
+    /// A plugin that does nothing; instances are told apart by their ids.
+    struct Tagged;
+    impl Plugin for Tagged {}
+
+    struct TagKind;
+    impl Kind for TagKind {
+        fn name(&self) -> &'static str {
+            "tag"
+        }
+        fn priority(&self) -> i32 {
+            1
+        }
+        fn schema(&self) -> PluginSchema {
+            PluginSchema {
+                name: "tag".into(),
+                config: Record::new(vec![]),
+                protocols: None,
+                no_consumer: false,
+                no_route: false,
+                no_service: false,
+            }
+        }
+        fn build(&self, _: &Doc, _: &BuildEnv) -> Result<Arc<dyn Plugin>, String> {
+            Ok(Arc::new(Tagged))
+        }
+    }
+
+    fn doc(v: Value) -> Doc {
+        match v {
+            Value::Object(m) => m,
+            _ => unreachable!("object literal"),
+        }
+    }
+
+    fn plugin(
+        tag: &str,
+        route: Option<&str>,
+        service: Option<&str>,
+        consumer: Option<&str>,
+    ) -> Doc {
+        let id = |x: Option<&str>| x.map_or(Value::Null, |i| json!({ "id": i }));
+        doc(json!({
+            "id": format!("p-{tag}"), "name": "tag", "config": {"tag": tag},
+            "route": id(route), "service": id(service), "consumer": id(consumer),
+        }))
+    }
+
+    fn tag_of(e: Option<&Arc<Entry>>) -> Option<String> {
+        e.map(|e| e.id.trim_start_matches("p-").to_owned())
+    }
+
+    #[test]
+    fn precedence_follows_kong_with_and_without_consumer() {
+        const R: &str = "00000000-0000-4000-8000-00000000000a";
+        const S: &str = "00000000-0000-4000-8000-00000000000b";
+        const OTHER: &str = "00000000-0000-4000-8000-00000000000c";
+        let services = [doc(
+            json!({"id": S, "protocol": "http", "host": "h", "port": 80}),
+        )];
+        let routes = [
+            doc(json!({"id": R, "paths": ["/r"], "service": {"id": S}})),
+            doc(json!({"id": OTHER, "paths": ["/o"]})),
+        ];
+        let router = Router::build(&routes, &services).expect("router");
+        let registry = Registry::new(
+            &["tag".to_owned()],
+            vec![Arc::new(TagKind) as Arc<dyn Kind>],
+            BuildEnv::default(),
+        )
+        .expect("registry");
+        let index = router.routes().position(|r| r.id == R).expect("route");
+        let resolve = |docs: &[Doc], consumer: Option<&str>| {
+            let plugins = Plugins::build(docs, &router, &registry, None);
+            let chain = plugins.for_route(index);
+            tag_of(chain.slots().first().and_then(|s| s.resolve(consumer)))
+        };
+        let mut docs = vec![plugin("global", None, None, None)];
+        assert_eq!(resolve(&docs, None).as_deref(), Some("global"));
+        docs.push(plugin("service", None, Some(S), None));
+        assert_eq!(resolve(&docs, None).as_deref(), Some("service"));
+        docs.push(plugin("consumer", None, None, Some("c1")));
+        assert_eq!(resolve(&docs, Some("c1")).as_deref(), Some("consumer"));
+        assert_eq!(resolve(&docs, Some("c2")).as_deref(), Some("service"));
+        docs.push(plugin("route", Some(R), None, None));
+        assert_eq!(resolve(&docs, None).as_deref(), Some("route"));
+        assert_eq!(
+            resolve(&docs, Some("c1")).as_deref(),
+            Some("consumer"),
+            "consumer alone beats route alone"
+        );
+        docs.push(plugin("route+service", Some(R), Some(S), None));
+        assert_eq!(
+            resolve(&docs, Some("c1")).as_deref(),
+            Some("route+service"),
+            "route+service beats consumer alone"
+        );
+        docs.push(plugin("consumer+service", None, Some(S), Some("c1")));
+        assert_eq!(
+            resolve(&docs, Some("c1")).as_deref(),
+            Some("consumer+service")
+        );
+        docs.push(plugin("consumer+route", Some(R), None, Some("c1")));
+        assert_eq!(
+            resolve(&docs, Some("c1")).as_deref(),
+            Some("consumer+route")
+        );
+        docs.push(plugin("all", Some(R), Some(S), Some("c1")));
+        assert_eq!(resolve(&docs, Some("c1")).as_deref(), Some("all"));
+        assert_eq!(resolve(&docs, None).as_deref(), Some("route+service"));
+        // A route-scoped instance elsewhere does not leak onto other routes.
+        let plugins = Plugins::build(&docs, &router, &registry, None);
+        let other = router.routes().position(|r| r.id == OTHER).expect("route");
+        let chain = plugins.for_route(other);
+        assert_eq!(
+            tag_of(chain.slots().first().and_then(|s| s.resolve(None))).as_deref(),
+            Some("global")
+        );
+    }
+
+    #[test]
+    fn unchanged_instances_are_reused_by_a_rebuild() {
+        let router = Router::empty();
+        let registry = Registry::new(
+            &["tag".to_owned()],
+            vec![Arc::new(TagKind) as Arc<dyn Kind>],
+            BuildEnv::default(),
+        )
+        .expect("registry");
+        let docs = vec![plugin("a", None, None, None)];
+        let first = Plugins::build(&docs, &router, &registry, None);
+        let second = Plugins::build(&docs, &router, &registry, Some(&first));
+        let a = first.global().slots()[0].base().expect("a");
+        let b = second.global().slots()[0].base().expect("b");
+        assert!(Arc::ptr_eq(a, b));
+    }
 }

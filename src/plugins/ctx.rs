@@ -222,7 +222,8 @@ impl Ctx {
 
     /// The matched route's service.
     pub fn service(&self) -> Option<&ServiceInfo> {
-        self.service.and_then(|i| self.snapshot.router.service_at(i))
+        self.service
+            .and_then(|i| self.snapshot.router.service_at(i))
     }
 
     /// A request header as text (the first value).
@@ -283,7 +284,12 @@ impl Ctx {
     /// plugin sets: `X-Consumer-ID`, `X-Consumer-Custom-ID`, `X-Consumer-Username` (removed when
     /// the consumer has none), `X-Credential-Identifier`, and clears `X-Anonymous-Consumer`.
     pub fn authenticate(&mut self, consumer: Arc<Doc>, credential: Option<Credential>) {
-        let field = |name: &str| consumer.get(name).and_then(Value::as_str).map(str::to_owned);
+        let field = |name: &str| {
+            consumer
+                .get(name)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
         let h = &mut self.request.headers;
         for (name, value) in [
             (&X_CONSUMER_ID, field("id")),
@@ -318,9 +324,10 @@ impl Ctx {
             ))
         })?;
         self.authenticate(consumer.clone(), None);
-        self.request
-            .headers
-            .insert(X_ANONYMOUS_CONSUMER.clone(), HeaderValue::from_static("true"));
+        self.request.headers.insert(
+            X_ANONYMOUS_CONSUMER.clone(),
+            HeaderValue::from_static("true"),
+        );
         Ok(())
     }
 

@@ -135,9 +135,14 @@ impl Proxy {
         let trusted = self.trusted(&config);
         // A WebSocket (or other) upgrade asked by an HTTP/1.1 client: the client side of the
         // tunnel is taken before the request is taken apart.
-        let upgrade = upgrade_request(&req).map(|protocol| (hyper::upgrade::on(&mut req), protocol));
+        let upgrade =
+            upgrade_request(&req).map(|protocol| (hyper::upgrade::on(&mut req), protocol));
         let (head, body) = req.into_parts();
-        let scheme = if conn.tls { Scheme::Https } else { Scheme::Http };
+        let scheme = if conn.tls {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        };
         let mut ctx = Ctx::new(
             snapshot.clone(),
             head,
@@ -167,7 +172,16 @@ impl Proxy {
             protocol: &mut protocol,
         };
         let result = self
-            .proxy(&mut flow, body, upgrade, &conn, &config, &snapshot, &trusted.trusted, started)
+            .proxy(
+                &mut flow,
+                body,
+                upgrade,
+                &conn,
+                &config,
+                &snapshot,
+                &trusted.trusted,
+                started,
+            )
             .await;
         if !reached_access {
             // Routing failed or the request stopped before access: global plugins only.
@@ -177,7 +191,14 @@ impl Proxy {
             Ok(answer) => answer,
             Err(e) => {
                 ctx.log.from_kong = true;
-                self.error_answer(&e, accept.as_ref(), content_type.as_ref(), id, &config, started)
+                self.error_answer(
+                    &e,
+                    accept.as_ref(),
+                    content_type.as_ref(),
+                    id,
+                    &config,
+                    started,
+                )
             }
         };
         let (mut parts, body) = answer.response.into_parts();
@@ -190,8 +211,14 @@ impl Proxy {
         if !collected.is_empty() {
             if let Err(e) = phases::header_filter(&collected, &mut ctx, &mut parts) {
                 ctx.log.from_kong = true;
-                let failed =
-                    self.error_answer(&e, accept.as_ref(), content_type.as_ref(), id, &config, started);
+                let failed = self.error_answer(
+                    &e,
+                    accept.as_ref(),
+                    content_type.as_ref(),
+                    id,
+                    &config,
+                    started,
+                );
                 let (p, b) = failed.response.into_parts();
                 parts = p;
                 body = b;
@@ -287,7 +314,10 @@ impl Proxy {
             .headers
             .get_all(http::header::TE)
             .iter()
-            .any(|v| v.to_str().is_ok_and(|v| v.to_ascii_lowercase().contains("trailers")));
+            .any(|v| {
+                v.to_str()
+                    .is_ok_and(|v| v.to_ascii_lowercase().contains("trailers"))
+            });
         // As nginx does, a declared body over the limit is refused before anything else.
         let limit = config.client_max_body_size;
         let declared = ctx
@@ -319,7 +349,12 @@ impl Proxy {
             .or_else(|| ctx.request.uri.authority().map(|a| a.as_str().to_owned()));
         let believed = trusted.contains(conn.peer.ip());
         let forwarded_proto = believed
-            .then(|| header(&ctx.request.headers, HeaderName::from_static("x-forwarded-proto")))
+            .then(|| {
+                header(
+                    &ctx.request.headers,
+                    HeaderName::from_static("x-forwarded-proto"),
+                )
+            })
             .flatten();
         let scheme = if conn.tls {
             Scheme::Https
@@ -392,7 +427,8 @@ impl Proxy {
         if !chain.is_empty() {
             if chain.reads_body() && upgrade.is_none() {
                 if let Some(b) = body.take() {
-                    let bytes = read_body(&ctx.request.headers, b, config.client_max_body_size).await?;
+                    let bytes =
+                        read_body(&ctx.request.headers, b, config.client_max_body_size).await?;
                     ctx.log.request_size = bytes.len() as u64;
                     ctx.set_request_body(bytes);
                 }

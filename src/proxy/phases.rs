@@ -125,9 +125,8 @@ pub fn header_filter(
     head: &mut http::response::Parts,
 ) -> Result<(), ProxyError> {
     for entry in entries {
-        let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            entry.plugin.header_filter(ctx, head)
-        }));
+        let run =
+            std::panic::catch_unwind(AssertUnwindSafe(|| entry.plugin.header_filter(ctx, head)));
         match run {
             Err(_) => return Err(panicked(entry, "header_filter")),
             Ok(Err(e)) => return Err(failed(entry, "header_filter", &e)),

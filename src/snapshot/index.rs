@@ -141,7 +141,9 @@ mod tests {
         index.add(
             &plan,
             "keyauth_credentials",
-            &[doc(json!({"id": "k1", "key": "secret", "consumer": {"id": "c1"}}))],
+            &[doc(
+                json!({"id": "k1", "key": "secret", "consumer": {"id": "c1"}}),
+            )],
         );
         index.add(
             &plan,
@@ -155,7 +157,10 @@ mod tests {
         assert_eq!(index.find("keyauth_credentials", "key", "secret").len(), 1);
         assert_eq!(index.find("acls", "consumer", "c1").len(), 2);
         assert!(index.find("keyauth_credentials", "key", "nope").is_empty());
-        assert_eq!(index.consumer("ann").and_then(|c| c.get("id")), Some(&json!("c1")));
+        assert_eq!(
+            index.consumer("ann").and_then(|c| c.get("id")),
+            Some(&json!("c1"))
+        );
         assert!(index.consumer("c1").is_some());
         assert!(index.get("snis", "s1").is_none(), "not planned, not kept");
     }

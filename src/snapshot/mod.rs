@@ -21,11 +21,11 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::plugins::{Plugins, Registry};
 use crate::proxy::upstream::{Keepalive, TlsSources, Upstreams};
-use index::{Index, IndexPlan};
 use crate::router::{Router, RouterError};
 use crate::store::schema::Doc;
 use crate::store::{DbError, Store};
 use certificates::Certificates;
+use index::{Index, IndexPlan};
 
 /// What the proxy runs from: the compiled router, the upstream clients and the certificates
 /// by SNI (plugin chains and balancers join as they arrive), plus an inventory of what it was

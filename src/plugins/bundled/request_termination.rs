@@ -10,7 +10,9 @@ use http::StatusCode;
 use serde_json::{json, Map, Value};
 
 use crate::plugins::{BuildEnv, Ctx, Exit, Kind, Plugin, PluginError, Step};
-use crate::store::schema::{Context, Doc, EntityCheck, Field, Path, PluginSchema, Record, SchemaErrors};
+use crate::store::schema::{
+    Context, Doc, EntityCheck, Field, Path, PluginSchema, Record, SchemaErrors,
+};
 
 /// The kind.
 pub struct RequestTermination;
@@ -61,9 +63,7 @@ impl Kind for RequestTermination {
         let config = Record::new(vec![
             (
                 "status_code",
-                Field::integer()
-                    .between(100.0, 599.0)
-                    .default(json!(503)),
+                Field::integer().between(100.0, 599.0).default(json!(503)),
             ),
             ("message", Field::string()),
             ("content_type", Field::string()),
@@ -129,7 +129,8 @@ impl Instance {
             );
         }
         let mut query = Map::new();
-        for (k, v) in form_urlencoded::parse(ctx.request.uri.query().unwrap_or_default().as_bytes()) {
+        for (k, v) in form_urlencoded::parse(ctx.request.uri.query().unwrap_or_default().as_bytes())
+        {
             query.insert(k.into_owned(), Value::from(v.into_owned()));
         }
         let host = ctx.header("host").unwrap_or_default();
