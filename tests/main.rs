@@ -18,5 +18,6 @@ mod migrations;
 mod pg_harness;
 mod proxy_errors;
 mod proxy_forwarding;
+mod proxy_hardening;
 mod snapshot_sync;
 mod store_conformance;

@@ -29,10 +29,11 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
-use crate::config::Config;
+use crate::config::{ClientLimits, Config};
 use crate::logging::AccessEntry;
 use crate::node::Node;
 use crate::router::{self, ProtocolMismatch, RequestInfo, Scheme};
+use crate::runtime::guard::Refused;
 use crate::runtime::listener::{ConnInfo, Handler};
 use crate::snapshot::Snapshot;
 use crate::version::SERVER_TOKEN;
@@ -68,6 +69,15 @@ struct Routed {
     request_buffering: bool,
     upstream_path: String,
     prefix: Option<String>,
+}
+
+/// What the access log says about the request.
+struct Logged<'a> {
+    method: &'a str,
+    uri: &'a str,
+    version: &'a str,
+    referer: Option<&'a str>,
+    user_agent: Option<&'a str>,
 }
 
 /// A response the gateway produced, with what the log needs.
@@ -130,7 +140,7 @@ impl Proxy {
                 started,
             )
             .await;
-        let mut answer = match result {
+        let answer = match result {
             Ok(answer) => answer,
             Err(e) => {
                 let mut negotiation = http::HeaderMap::new();
@@ -140,36 +150,29 @@ impl Proxy {
                 if let Some(v) = content_type {
                     negotiation.insert(http::header::CONTENT_TYPE, v);
                 }
-                let resp = error::respond(&e, &negotiation, id, &config.error_default_type);
-                let bytes = resp.body().len() as u64;
-                let (mut parts, body) = resp.into_parts();
-                if config.headers.server {
-                    parts
-                        .headers
-                        .insert(SERVER, HeaderValue::from_static(SERVER_TOKEN));
-                }
-                if config.headers.response_latency {
-                    let ms = started.elapsed().as_millis() as u64;
-                    parts
-                        .headers
-                        .insert(X_KONG_RESPONSE_LATENCY.clone(), HeaderValue::from(ms));
-                }
-                if let ProxyError::UpgradeRequired = e {
-                    parts.headers.insert(
-                        http::header::CONNECTION,
-                        HeaderValue::from_static("Upgrade"),
-                    );
-                    parts.headers.insert(
-                        http::header::UPGRADE,
-                        HeaderValue::from_static("TLS/1.2, HTTP/1.1"),
-                    );
-                }
-                Answer {
-                    response: Response::from_parts(parts, full(body)),
-                    bytes,
-                }
+                error_answer(&e, &negotiation, id, &config, started)
             }
         };
+        let request = Logged {
+            method: method.as_str(),
+            uri: uri.path_and_query().map_or("/", |p| p.as_str()),
+            version: version_str(version),
+            referer: referer.as_ref().and_then(|v| v.to_str().ok()),
+            user_agent: user_agent.as_ref().and_then(|v| v.to_str().ok()),
+        };
+        self.finish(answer, &request, &conn, &config, id, started)
+    }
+
+    /// Adds the request id header and writes the access log line.
+    fn finish(
+        &self,
+        mut answer: Answer,
+        request: &Logged<'_>,
+        conn: &ConnInfo,
+        config: &Config,
+        id: &str,
+        started: Instant,
+    ) -> Response<ProxyBody> {
         let h = answer.response.headers_mut();
         if config.headers.request_id {
             if let Ok(v) = HeaderValue::from_str(id) {
@@ -181,13 +184,13 @@ impl Proxy {
         if !logs.proxy.is_off() {
             logs.proxy.log(&AccessEntry {
                 remote_addr: conn.peer.ip(),
-                method: method.as_str(),
-                uri: uri.path_and_query().map_or("/", |p| p.as_str()),
-                version: version_str(version),
+                method: request.method,
+                uri: request.uri,
+                version: request.version,
                 status: answer.response.status().as_u16(),
                 bytes_sent: answer.bytes,
-                referer: referer.as_ref().and_then(|v| v.to_str().ok()),
-                user_agent: user_agent.as_ref().and_then(|v| v.to_str().ok()),
+                referer: request.referer,
+                user_agent: request.user_agent,
                 request_id: id,
                 latency_ms: latency,
             });
@@ -344,7 +347,9 @@ impl Proxy {
             retries: service.retries,
         };
         let outgoing = if routed.request_buffering {
-            Outgoing::Buffered(read_body(&head.headers, body, config.client_max_body_size).await?)
+            let limit = config.client_max_body_size;
+            let idle = config.proxy_client.body_timeout;
+            Outgoing::Buffered(read_body(&head.headers, body, limit, idle).await?)
         } else {
             Outgoing::Streamed(body)
         };
@@ -399,6 +404,45 @@ impl Proxy {
     }
 }
 
+/// Kong's answer to a failed request: the error in the negotiated format, with the response
+/// headers the configuration asks for.
+fn error_answer(
+    e: &ProxyError,
+    negotiation: &http::HeaderMap,
+    id: &str,
+    config: &Config,
+    started: Instant,
+) -> Answer {
+    let resp = error::respond(e, negotiation, id, &config.error_default_type);
+    let bytes = resp.body().len() as u64;
+    let (mut parts, body) = resp.into_parts();
+    if config.headers.server {
+        parts
+            .headers
+            .insert(SERVER, HeaderValue::from_static(SERVER_TOKEN));
+    }
+    if config.headers.response_latency {
+        let ms = started.elapsed().as_millis() as u64;
+        parts
+            .headers
+            .insert(X_KONG_RESPONSE_LATENCY.clone(), HeaderValue::from(ms));
+    }
+    if let ProxyError::UpgradeRequired = e {
+        parts.headers.insert(
+            http::header::CONNECTION,
+            HeaderValue::from_static("Upgrade"),
+        );
+        parts.headers.insert(
+            http::header::UPGRADE,
+            HeaderValue::from_static("TLS/1.2, HTTP/1.1"),
+        );
+    }
+    Answer {
+        response: Response::from_parts(parts, full(body)),
+        bytes,
+    }
+}
+
 fn bracket(host: &str) -> String {
     if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]")
@@ -434,10 +478,13 @@ fn redirect(status: u16, location: &str, config: &Config) -> Answer {
 
 /// Reads the whole request body (request buffering), enforcing `limit` bytes (0 = unlimited):
 /// a declared length over the limit is refused before reading, a streamed one once it passes.
+/// As nginx's `client_body_timeout`, the client may pause at most `idle` between two reads
+/// (then 408); a body hyper cannot decode (a bad chunk size, a cut connection) is a 400.
 async fn read_body(
     headers: &http::HeaderMap,
     mut body: Incoming,
     limit: u64,
+    idle: std::time::Duration,
 ) -> Result<Bytes, ProxyError> {
     if limit > 0 {
         let declared = headers
@@ -449,8 +496,6 @@ async fn read_body(
         }
     }
     let mut buf = bytes::BytesMut::new();
-    // As nginx's client_body_timeout: a client may pause at most this long between reads.
-    let idle = std::time::Duration::from_secs(60);
     loop {
         let frame = match tokio::time::timeout(idle, body.frame()).await {
             Err(_) => return Err(ProxyError::RequestTimeout),
@@ -496,5 +541,28 @@ impl Handler for Proxy {
 
     fn connection(&self, opened: bool) {
         self.node.counters.connection(opened);
+    }
+
+    fn limits(&self) -> ClientLimits {
+        self.node.config.load().proxy_client
+    }
+
+    fn refuse(&self, refused: &Refused, conn: &ConnInfo) -> Response<Self::Body> {
+        let started = Instant::now();
+        let _in_flight = self.node.counters.request();
+        let config = self.node.config.load_full();
+        let id = crate::request_id::generate();
+        let id = std::str::from_utf8(&id).unwrap_or_default();
+        let e = ProxyError::from(refused.reason);
+        let answer = error_answer(&e, &refused.negotiation, id, &config, started);
+        // The head was not read, so nginx's "-" stands for the request line.
+        let request = Logged {
+            method: "-",
+            uri: "-",
+            version: "-",
+            referer: None,
+            user_agent: None,
+        };
+        self.finish(answer, &request, conn, &config, id, started)
     }
 }
