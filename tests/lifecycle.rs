@@ -353,6 +353,8 @@ fn foreground_mode_serves_until_terminated() {
         .expect("spawn");
     let mut child = ChildGuard(child);
     k.wait_ready();
+    // The admin API answers as soon as it is bound; the pid file follows right after.
+    wait_until(Duration::from_secs(5), || k.pid().is_some());
     assert_eq!(
         k.pid(),
         Some(child.0.id() as i32),

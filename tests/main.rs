@@ -19,6 +19,7 @@ mod pg_harness;
 mod plugins_framework;
 mod proxy_errors;
 mod proxy_forwarding;
+mod proxy_hardening;
 mod proxy_tls;
 mod proxy_upstream;
 mod snapshot_sync;

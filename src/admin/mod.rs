@@ -32,6 +32,7 @@ use tower::ServiceExt;
 
 use crate::logging::AccessEntry;
 use crate::node::Node;
+use crate::runtime::guard::Refused;
 use crate::runtime::listener::{ConnInfo, Handler};
 use crate::store::Store;
 use crate::version::SERVER_TOKEN;
@@ -186,5 +187,24 @@ impl Handler for Api {
 
     fn connection(&self, opened: bool) {
         self.node.counters.connection(opened);
+    }
+
+    fn limits(&self) -> crate::config::ClientLimits {
+        let config = self.node.config.load();
+        match self.kind {
+            Kind::Admin => config.admin_client,
+            Kind::Status => config.status_client,
+        }
+    }
+
+    fn refuse(&self, refused: &Refused, _conn: &ConnInfo) -> Response<Body> {
+        let _in_flight = self.node.counters.request();
+        let reason = refused.reason;
+        let mut resp = error::ApiError::message(reason.status(), reason.message()).into_response();
+        if self.node.config.load().headers.server {
+            resp.headers_mut()
+                .insert(SERVER, HeaderValue::from_static(SERVER_TOKEN));
+        }
+        resp
     }
 }

@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 
 pub use listen::{parse_listeners, Listen};
 pub use parse::Source;
-pub use typed::{Config, Database, Headers, LogLevel, LogTarget, PgConfig, RawMap, RawValue};
+pub use typed::{
+    ClientLimits, Config, Database, Headers, LogLevel, LogTarget, PgConfig, RawMap, RawValue,
+};
 
 use typed::Reader;
 
@@ -386,6 +388,9 @@ fn build(raw: &RawMap, env: &dyn Env, warnings: &mut Vec<String>) -> Result<Conf
         worker_threads,
         client_max_body_size: r.size("nginx_http_client_max_body_size"),
         admin_client_max_body_size: r.size("nginx_admin_client_max_body_size"),
+        proxy_client: r.client_limits("proxy"),
+        admin_client: r.client_limits("admin"),
+        status_client: r.client_limits("status"),
         error_default_type: r.string("error_default_type"),
         upstream_keepalive_pool_size: r.int("upstream_keepalive_pool_size"),
         upstream_keepalive_max_requests: r.int("upstream_keepalive_max_requests"),
@@ -630,6 +635,50 @@ mod tests {
         assert_eq!(c.pg.port, 5432);
         assert_eq!(c.admin_client_max_body_size, 10 << 20);
         assert_eq!(c.upstream_keepalive_pool_size, 512);
+    }
+
+    #[test]
+    fn client_limits_default_to_nginx_and_servers_override_http() {
+        let c = load_with(None, &[("HOME", "/home/x")], vec![])
+            .expect("defaults")
+            .config;
+        assert_eq!(c.proxy_client, ClientLimits::default());
+        assert_eq!(c.proxy_client.header_total, 32 << 10);
+
+        let f = write(
+            "nginx_http_client_header_timeout = 5s\nnginx_http_client_body_timeout = 1m\nnginx_proxy_client_body_timeout = 500ms\nnginx_admin_large_client_header_buffers = 2 1k\nlua_max_req_headers = 50\n",
+        );
+        let c = load_with(Some(f.path()), &[("HOME", "/home/x")], vec![])
+            .expect("valid")
+            .config;
+        let secs = std::time::Duration::from_secs;
+        assert_eq!(c.proxy_client.header_timeout, secs(5));
+        assert_eq!(c.admin_client.header_timeout, secs(5));
+        assert_eq!(
+            c.proxy_client.body_timeout,
+            std::time::Duration::from_millis(500)
+        );
+        assert_eq!(c.admin_client.body_timeout, secs(60));
+        assert_eq!(c.status_client.body_timeout, secs(60));
+        assert_eq!(
+            (c.admin_client.header_line, c.admin_client.header_total),
+            (1024, 2048)
+        );
+        assert_eq!(c.proxy_client.header_line, 8 << 10);
+        assert_eq!(c.proxy_client.max_headers, 50);
+
+        let f = write("nginx_http_client_header_timeout = soon\nnginx_proxy_large_client_header_buffers = 8k\n");
+        let err = load_with(Some(f.path()), &[("HOME", "/home/x")], vec![])
+            .expect_err("invalid")
+            .to_string();
+        assert!(
+            err.contains("nginx_http_client_header_timeout is not a positive time: 'soon'"),
+            "{err}"
+        );
+        assert!(
+            err.contains("nginx_proxy_large_client_header_buffers has an invalid value: '8k'"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -25,6 +25,10 @@ pub enum Kind {
     Listen,
     /// A size with an optional `k`, `m` or `g` suffix.
     Size,
+    /// A positive nginx time: `500ms`, `60s`, `1m`, `1h 30m`; a bare number is seconds.
+    Time,
+    /// nginx's `large_client_header_buffers`: a buffer count and a size, as in `4 8k`.
+    Buffers,
 }
 
 /// One known property.
@@ -165,6 +169,13 @@ pub static PROPERTIES: &[Property] = &[
     p("nginx_admin_client_max_body_size", Some("10m"), Size),
     p("nginx_admin_client_body_buffer_size", Some("10m"), Size),
     p("nginx_http_keepalive_requests", Some("10000"), Int(0, i64::MAX)),
+    // How long and how much a client may take to send its request, for every HTTP listener.
+    // The `nginx_proxy_*`, `nginx_admin_*` and `nginx_status_*` spellings of the same directives
+    // override them for one kind of listener, as nginx's server-level directives do (see
+    // [`SERVER_DIRECTIVES`]).
+    p("nginx_http_client_header_timeout", Some("60s"), Time),
+    p("nginx_http_client_body_timeout", Some("60s"), Time),
+    p("nginx_http_large_client_header_buffers", Some("4 8k"), Buffers),
     p("error_default_type", Some("text/plain"), OneOf(ERROR_TYPES)),
     p("error_template_html", None, Str),
     p("error_template_json", None, Str),
@@ -256,6 +267,9 @@ pub static PROPERTIES: &[Property] = &[
     p("node_id", None, Str),
     p("port_maps", None, List),
     p("host_ports", None, List),
+    // OURS: Kong proxies any number of headers that fit `large_client_header_buffers` and only
+    // hides those past this count from plugins; this node has no separate plugin view of the
+    // headers, so a request carrying more than this many is refused with 400 instead.
     p("lua_max_req_headers", Some("100"), Int(1, 1000)),
     p("lua_max_resp_headers", Some("100"), Int(1, 1000)),
     p("lua_max_uri_args", Some("100"), Int(1, 1000)),
@@ -337,6 +351,15 @@ pub static ALIASES: &[(&str, &str)] = &[
     ("nginx_main_user", "nginx_user"),
     ("nginx_proxy_real_ip_header", "real_ip_header"),
     ("nginx_proxy_real_ip_recursive", "real_ip_recursive"),
+];
+
+/// Directives read per listener kind: `nginx_http_<directive>` is the default, and
+/// `nginx_proxy_<directive>`, `nginx_admin_<directive>` or `nginx_status_<directive>` (dynamic
+/// keys, not in [`PROPERTIES`]) override it for the proxy, Admin API or Status API listeners.
+pub static SERVER_DIRECTIVES: &[(&str, Kind)] = &[
+    ("client_header_timeout", Time),
+    ("client_body_timeout", Time),
+    ("large_client_header_buffers", Buffers),
 ];
 
 /// Prefixes of Kong's dynamic nginx directive injection keys (`nginx_http_gzip = on`, ...).

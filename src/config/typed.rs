@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::listen::{parse_listeners, Listen};
 use super::parse::Source;
@@ -134,6 +135,37 @@ pub struct Headers {
     pub request_id: bool,
 }
 
+/// What a client may take to send one request on one kind of listener: nginx's
+/// `client_header_timeout`, `client_body_timeout` and `large_client_header_buffers`, plus the
+/// header count (`lua_max_req_headers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// Longest wait for a whole request head, idle keep-alive time included. When it passes the
+    /// connection is closed without an answer, as nginx does.
+    pub header_timeout: Duration,
+    /// Longest pause between two reads of a buffered request body; then 408.
+    pub body_timeout: Duration,
+    /// Longest request line (else 414) or header line (else 400), in bytes: one buffer.
+    pub header_line: usize,
+    /// Largest request head in bytes: all buffers together (else 400).
+    pub header_total: usize,
+    /// Most headers one request may carry (else 400).
+    pub max_headers: usize,
+}
+
+impl Default for ClientLimits {
+    /// nginx's and Kong's defaults: 60 s, 60 s, `4 8k`, 100 headers.
+    fn default() -> Self {
+        ClientLimits {
+            header_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(60),
+            header_line: 8 << 10,
+            header_total: 4 * (8 << 10),
+            max_headers: 100,
+        }
+    }
+}
+
 /// The node's validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -203,6 +235,12 @@ pub struct Config {
     pub client_max_body_size: u64,
     /// Maximum Admin API request body, bytes (0 = unlimited).
     pub admin_client_max_body_size: u64,
+    /// Client timeouts and head sizes on proxy listeners.
+    pub proxy_client: ClientLimits,
+    /// Client timeouts and head sizes on Admin API listeners.
+    pub admin_client: ClientLimits,
+    /// Client timeouts and head sizes on Status API listeners.
+    pub status_client: ClientLimits,
     /// Media type of node-generated errors when the client sent neither Accept nor Content-Type.
     pub error_default_type: String,
     /// Idle upstream connections kept per pool (0 disables keep-alive).
@@ -254,53 +292,67 @@ impl<'a> Reader<'a> {
         self.errors.push(format!("{reason}{origin}"));
     }
 
-    /// Checks every known property's value against its kind.
+    /// Checks every known property's value against its kind, and the per-listener spellings of
+    /// [`properties::SERVER_DIRECTIVES`] that are set.
     pub fn check_kinds(&mut self) {
         for prop in properties::PROPERTIES {
-            let Some(v) = self.get(prop.name) else {
-                continue;
-            };
-            let shown = if prop.secret { "******" } else { v };
-            let problem = match prop.kind {
-                Kind::Str | Kind::List => None,
-                Kind::Bool => parse_bool(v)
-                    .is_none()
-                    .then(|| format!("{} is not a boolean: '{shown}'", prop.name)),
-                Kind::NgxBool => (!matches!(v, "on" | "off"))
-                    .then(|| format!("{} has an invalid value: '{shown}' (on, off)", prop.name)),
-                Kind::Int(min, max) => match v.parse::<i64>() {
-                    Err(_) => Some(format!("{} is not a number: '{shown}'", prop.name)),
-                    Ok(n) if n < min || n > max => Some(if max == i64::MAX {
-                        format!("{} must be at least {min}: '{shown}'", prop.name)
-                    } else {
-                        format!("{} must be between {min} and {max}: '{shown}'", prop.name)
-                    }),
-                    Ok(_) => None,
-                },
-                Kind::Num => match v.parse::<f64>() {
-                    Ok(n) if n.is_finite() && n >= 0.0 => None,
-                    _ => Some(format!("{} is not a number: '{shown}'", prop.name)),
-                },
-                Kind::OneOf(allowed) => (!allowed.contains(&v)).then(|| {
-                    format!(
-                        "{} has an invalid value: '{shown}' ({})",
-                        prop.name,
-                        allowed.join(", ")
-                    )
-                }),
-                Kind::Listen => parse_listeners(v, prop.name == "stream_listen")
-                    .err()
-                    .map(|e| format!("{} has an invalid value: '{v}': {e}", prop.name)),
-                Kind::Size => parse_size(v).is_none().then(|| {
-                    format!(
-                        "{} is not a size: '{shown}' (examples: 512, 8k, 10m, 1g)",
-                        prop.name
-                    )
-                }),
-            };
-            if let Some(reason) = problem {
-                self.fail(prop.name, reason);
+            self.check_kind(prop.name, prop.kind, prop.secret);
+        }
+        for server in ["proxy", "admin", "status"] {
+            for (directive, kind) in properties::SERVER_DIRECTIVES {
+                self.check_kind(&format!("nginx_{server}_{directive}"), *kind, false);
             }
+        }
+    }
+
+    fn check_kind(&mut self, name: &str, kind: Kind, secret: bool) {
+        let Some(v) = self.get(name) else {
+            return;
+        };
+        let shown = if secret { "******" } else { v };
+        let problem = match kind {
+            Kind::Str | Kind::List => None,
+            Kind::Bool => parse_bool(v)
+                .is_none()
+                .then(|| format!("{name} is not a boolean: '{shown}'")),
+            Kind::NgxBool => (!matches!(v, "on" | "off"))
+                .then(|| format!("{name} has an invalid value: '{shown}' (on, off)")),
+            Kind::Int(min, max) => match v.parse::<i64>() {
+                Err(_) => Some(format!("{name} is not a number: '{shown}'")),
+                Ok(n) if n < min || n > max => Some(if max == i64::MAX {
+                    format!("{name} must be at least {min}: '{shown}'")
+                } else {
+                    format!("{name} must be between {min} and {max}: '{shown}'")
+                }),
+                Ok(_) => None,
+            },
+            Kind::Num => match v.parse::<f64>() {
+                Ok(n) if n.is_finite() && n >= 0.0 => None,
+                _ => Some(format!("{name} is not a number: '{shown}'")),
+            },
+            Kind::OneOf(allowed) => (!allowed.contains(&v)).then(|| {
+                format!(
+                    "{name} has an invalid value: '{shown}' ({})",
+                    allowed.join(", ")
+                )
+            }),
+            Kind::Listen => parse_listeners(v, name == "stream_listen")
+                .err()
+                .map(|e| format!("{name} has an invalid value: '{v}': {e}")),
+            Kind::Size => parse_size(v).is_none().then(|| {
+                format!("{name} is not a size: '{shown}' (examples: 512, 8k, 10m, 1g)")
+            }),
+            Kind::Time => parse_time(v).is_none().then(|| {
+                format!("{name} is not a positive time: '{shown}' (examples: 500ms, 60s, 1m)")
+            }),
+            Kind::Buffers => parse_buffers(v).is_none().then(|| {
+                format!(
+                    "{name} has an invalid value: '{shown}' (a buffer count and a size, as in '4 8k')"
+                )
+            }),
+        };
+        if let Some(reason) = problem {
+            self.fail(name, reason);
         }
     }
 
@@ -332,6 +384,32 @@ impl<'a> Reader<'a> {
 
     pub fn size(&self, key: &str) -> u64 {
         self.get(key).and_then(parse_size).unwrap_or(0)
+    }
+
+    /// The client limits of one kind of listener (`proxy`, `admin`, `status`): its
+    /// `nginx_<server>_*` directives, else the `nginx_http_*` ones, else nginx's defaults.
+    pub fn client_limits(&self, server: &str) -> ClientLimits {
+        let value = |directive: &str| {
+            self.get(&format!("nginx_{server}_{directive}"))
+                .or_else(|| self.get(&format!("nginx_http_{directive}")))
+        };
+        let defaults = ClientLimits::default();
+        let (count, size) = value("large_client_header_buffers")
+            .and_then(parse_buffers)
+            .unwrap_or((4, defaults.header_line));
+        ClientLimits {
+            header_timeout: value("client_header_timeout")
+                .and_then(parse_time)
+                .unwrap_or(defaults.header_timeout),
+            body_timeout: value("client_body_timeout")
+                .and_then(parse_time)
+                .unwrap_or(defaults.body_timeout),
+            header_line: size,
+            header_total: count.saturating_mul(size),
+            max_headers: self
+                .opt_int("lua_max_req_headers")
+                .unwrap_or(defaults.max_headers),
+        }
     }
 
     pub fn list(&self, key: &str) -> Vec<String> {
@@ -386,6 +464,48 @@ pub fn parse_size(v: &str) -> Option<u64> {
     digits.parse::<u64>().ok()?.checked_mul(factor)
 }
 
+/// A positive nginx time: numbers with units (`ms`, `s`, `m`, `h`, `d`, `w`, `M` = 30 days,
+/// `y` = 365 days), largest first and optionally spaced (`1m 30s`); a bare number is seconds.
+pub fn parse_time(v: &str) -> Option<Duration> {
+    const SECOND: u64 = 1000;
+    let mut rest = v.trim();
+    let mut total_ms: u64 = 0;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let n: u64 = rest.get(..digits)?.parse().ok()?;
+        rest = &rest[digits..];
+        let (unit_ms, unit_len) = match rest.as_bytes() {
+            [] => (SECOND, 0),
+            [b'm', b's', ..] => (1, 2),
+            [b's', ..] => (SECOND, 1),
+            [b'm', ..] => (60 * SECOND, 1),
+            [b'h', ..] => (3600 * SECOND, 1),
+            [b'd', ..] => (86_400 * SECOND, 1),
+            [b'w', ..] => (7 * 86_400 * SECOND, 1),
+            [b'M', ..] => (30 * 86_400 * SECOND, 1),
+            [b'y', ..] => (365 * 86_400 * SECOND, 1),
+            _ => return None,
+        };
+        total_ms = total_ms.checked_add(n.checked_mul(unit_ms)?)?;
+        rest = rest[unit_len..].trim_start();
+    }
+    (total_ms > 0).then(|| Duration::from_millis(total_ms))
+}
+
+/// nginx's `large_client_header_buffers`: `<count> <size>`, both positive (`4 8k`).
+pub fn parse_buffers(v: &str) -> Option<(usize, usize)> {
+    let mut words = v.split_whitespace();
+    let (count, size, None) = (words.next()?, words.next()?, words.next()) else {
+        return None;
+    };
+    let count: usize = count.parse().ok().filter(|n| *n > 0)?;
+    let size = usize::try_from(parse_size(size)?).ok().filter(|n| *n > 0)?;
+    count.checked_mul(size)?;
+    Some((count, size))
+}
+
 /// Splits a comma list, trimming blanks and dropping empty elements.
 pub fn split_list(v: &str) -> Vec<String> {
     v.split(',')
@@ -407,5 +527,34 @@ mod tests {
         assert_eq!(parse_size("1G"), Some(1 << 30));
         assert_eq!(parse_size("m"), None);
         assert_eq!(parse_size("ten"), None);
+    }
+
+    #[test]
+    fn times() {
+        let ms = |n| Some(Duration::from_millis(n));
+        assert_eq!(parse_time("60s"), ms(60_000));
+        assert_eq!(parse_time("60"), ms(60_000));
+        assert_eq!(parse_time("500ms"), ms(500));
+        assert_eq!(parse_time("1m"), ms(60_000));
+        assert_eq!(parse_time("1h 30m"), ms(5_400_000));
+        assert_eq!(parse_time("1m30s"), ms(90_000));
+        assert_eq!(parse_time("2d"), ms(172_800_000));
+        assert_eq!(parse_time("0"), None, "a zero timeout is refused");
+        assert_eq!(parse_time(""), None);
+        assert_eq!(parse_time("5 s"), None);
+        assert_eq!(parse_time("1x"), None);
+        assert_eq!(parse_time("s"), None);
+        assert_eq!(parse_time("99999999999999999999y"), None);
+    }
+
+    #[test]
+    fn header_buffers() {
+        assert_eq!(parse_buffers("4 8k"), Some((4, 8192)));
+        assert_eq!(parse_buffers("  2   1k "), Some((2, 1024)));
+        assert_eq!(parse_buffers("4"), None);
+        assert_eq!(parse_buffers("0 8k"), None);
+        assert_eq!(parse_buffers("4 0"), None);
+        assert_eq!(parse_buffers("4 8k 1"), None);
+        assert_eq!(parse_buffers("four 8k"), None);
     }
 }

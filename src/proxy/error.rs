@@ -10,6 +10,8 @@ use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{HeaderMap, Response, StatusCode};
 
+use crate::runtime::guard::Refusal;
+
 /// Which side an error comes from (for logs and, later, retries and health checks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -30,7 +32,13 @@ pub enum ProxyError {
     /// The request was malformed.
     #[error("Bad request")]
     BadRequest,
-    /// The client stopped sending its body.
+    /// A header line, the whole head or the header count exceeded the limits (nginx's 494).
+    #[error("Request header or cookie too large")]
+    HeaderTooLarge,
+    /// The request line exceeded one `large_client_header_buffers` buffer.
+    #[error("URI too long")]
+    UriTooLong,
+    /// The client paused sending its body longer than `client_body_timeout`.
     #[error("Request timeout")]
     RequestTimeout,
     /// The body exceeded `nginx_http_client_max_body_size`.
@@ -68,6 +76,9 @@ impl ProxyError {
         match self {
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::BadRequest => StatusCode::BAD_REQUEST,
+            // nginx's 494, which Kong answers as 400.
+            ProxyError::HeaderTooLarge => StatusCode::BAD_REQUEST,
+            ProxyError::UriTooLong => StatusCode::URI_TOO_LONG,
             ProxyError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
@@ -85,6 +96,8 @@ impl ProxyError {
         match self {
             ProxyError::NoRoute
             | ProxyError::BadRequest
+            | ProxyError::HeaderTooLarge
+            | ProxyError::UriTooLong
             | ProxyError::PayloadTooLarge
             | ProxyError::RequestTimeout
             | ProxyError::UpgradeRequired
@@ -110,6 +123,16 @@ impl ProxyError {
                 | ProxyError::NoService
                 | ProxyError::Rejected(..)
         )
+    }
+}
+
+impl From<Refusal> for ProxyError {
+    fn from(refusal: Refusal) -> ProxyError {
+        match refusal {
+            Refusal::BadRequest => ProxyError::BadRequest,
+            Refusal::HeaderTooLarge => ProxyError::HeaderTooLarge,
+            Refusal::UriTooLong => ProxyError::UriTooLong,
+        }
     }
 }
 

@@ -34,11 +34,12 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
-use crate::config::Config;
+use crate::config::{ClientLimits, Config};
 use crate::logging::AccessEntry;
 use crate::node::Node;
 use crate::plugins::{Ctx, Entry, Exit};
 use crate::router::{self, ProtocolMismatch, RequestInfo, Scheme};
+use crate::runtime::guard::Refused;
 use crate::runtime::listener::{ConnInfo, Handler};
 use crate::snapshot::Snapshot;
 use crate::version::SERVER_TOKEN;
@@ -81,6 +82,15 @@ struct Routed {
     request_buffering: bool,
     upstream_path: String,
     prefix: Option<String>,
+}
+
+/// What the access log says about the request.
+struct Logged<'a> {
+    method: &'a str,
+    uri: &'a str,
+    version: &'a str,
+    referer: Option<&'a str>,
+    user_agent: Option<&'a str>,
 }
 
 /// A response the gateway produced, with what the log needs.
@@ -231,21 +241,14 @@ impl Proxy {
             }
         }
         let status = parts.status.as_u16();
-        let logs = self.node.logs.load();
-        if !logs.proxy.is_off() {
-            logs.proxy.log(&AccessEntry {
-                remote_addr: conn.peer.ip(),
-                method: &ctx.log.method,
-                uri: &ctx.log.uri,
-                version: version_str(version),
-                status,
-                bytes_sent: answer.bytes,
-                referer: referer.as_ref().and_then(|v| v.to_str().ok()),
-                user_agent: user_agent.as_ref().and_then(|v| v.to_str().ok()),
-                request_id: id,
-                latency_ms: started.elapsed().as_millis() as u64,
-            });
-        }
+        let request = Logged {
+            method: &ctx.log.method,
+            uri: &ctx.log.uri,
+            version: version_str(version),
+            referer: referer.as_ref().and_then(|v| v.to_str().ok()),
+            user_agent: user_agent.as_ref().and_then(|v| v.to_str().ok()),
+        };
+        self.access_log(&request, status, answer.bytes, &conn, id, started);
         if collected.is_empty() {
             return Response::from_parts(parts, body);
         }
@@ -274,23 +277,33 @@ impl Proxy {
         if let Some(v) = content_type {
             negotiation.insert(http::header::CONTENT_TYPE, v.clone());
         }
-        let resp = error::respond(e, &negotiation, id, &config.error_default_type);
-        let bytes = resp.body().len() as u64;
-        let (mut parts, body) = resp.into_parts();
-        kong_generated(&mut parts.headers, config, started);
-        if let ProxyError::UpgradeRequired = e {
-            parts.headers.insert(
-                http::header::CONNECTION,
-                HeaderValue::from_static("Upgrade"),
-            );
-            parts.headers.insert(
-                http::header::UPGRADE,
-                HeaderValue::from_static("TLS/1.2, HTTP/1.1"),
-            );
-        }
-        Answer {
-            response: Response::from_parts(parts, full(body)),
-            bytes,
+        error_answer(e, &negotiation, id, config, started)
+    }
+
+    /// Writes the access log line of a request.
+    fn access_log(
+        &self,
+        request: &Logged<'_>,
+        status: u16,
+        bytes: u64,
+        conn: &ConnInfo,
+        id: &str,
+        started: Instant,
+    ) {
+        let logs = self.node.logs.load();
+        if !logs.proxy.is_off() {
+            logs.proxy.log(&AccessEntry {
+                remote_addr: conn.peer.ip(),
+                method: request.method,
+                uri: request.uri,
+                version: request.version,
+                status,
+                bytes_sent: bytes,
+                referer: request.referer,
+                user_agent: request.user_agent,
+                request_id: id,
+                latency_ms: started.elapsed().as_millis() as u64,
+            });
         }
     }
 
@@ -427,8 +440,13 @@ impl Proxy {
         if !chain.is_empty() {
             if chain.reads_body() && upgrade.is_none() {
                 if let Some(b) = body.take() {
-                    let bytes =
-                        read_body(&ctx.request.headers, b, config.client_max_body_size).await?;
+                    let bytes = read_body(
+                        &ctx.request.headers,
+                        b,
+                        config.client_max_body_size,
+                        config.proxy_client.body_timeout,
+                    )
+                    .await?;
                     ctx.log.request_size = bytes.len() as u64;
                     ctx.set_request_body(bytes);
                 }
@@ -547,7 +565,13 @@ impl Proxy {
         let outgoing = match (ctx.take_request_body(), body) {
             (Some(bytes), _) => Outgoing::Buffered(bytes),
             (None, Some(body)) if routed.request_buffering && upgrade.is_none() => {
-                let bytes = read_body(&head.headers, body, config.client_max_body_size).await?;
+                let bytes = read_body(
+                    &head.headers,
+                    body,
+                    config.client_max_body_size,
+                    config.proxy_client.body_timeout,
+                )
+                .await?;
                 ctx.log.request_size = bytes.len() as u64;
                 Outgoing::Buffered(bytes)
             }
@@ -653,6 +677,35 @@ fn kong_generated(h: &mut http::HeaderMap, config: &Config, started: Instant) {
     }
 }
 
+/// Kong's answer to a failed request: the error in the negotiated format, with the response
+/// headers the configuration asks for.
+fn error_answer(
+    e: &ProxyError,
+    negotiation: &http::HeaderMap,
+    id: &str,
+    config: &Config,
+    started: Instant,
+) -> Answer {
+    let resp = error::respond(e, negotiation, id, &config.error_default_type);
+    let bytes = resp.body().len() as u64;
+    let (mut parts, body) = resp.into_parts();
+    kong_generated(&mut parts.headers, config, started);
+    if let ProxyError::UpgradeRequired = e {
+        parts.headers.insert(
+            http::header::CONNECTION,
+            HeaderValue::from_static("Upgrade"),
+        );
+        parts.headers.insert(
+            http::header::UPGRADE,
+            HeaderValue::from_static("TLS/1.2, HTTP/1.1"),
+        );
+    }
+    Answer {
+        response: Response::from_parts(parts, full(body)),
+        bytes,
+    }
+}
+
 /// The answer of a plugin that exited early.
 fn exit_answer(exit: Exit, config: &Config, started: Instant) -> Answer {
     let bytes = exit.body.len() as u64;
@@ -735,10 +788,13 @@ fn redirect(status: u16, location: &str, config: &Config) -> Answer {
 
 /// Reads the whole request body (request buffering), enforcing `limit` bytes (0 = unlimited):
 /// a declared length over the limit is refused before reading, a streamed one once it passes.
+/// As nginx's `client_body_timeout`, the client may pause at most `idle` between two reads
+/// (then 408); a body hyper cannot decode (a bad chunk size, a cut connection) is a 400.
 async fn read_body(
     headers: &http::HeaderMap,
     mut body: Incoming,
     limit: u64,
+    idle: std::time::Duration,
 ) -> Result<Bytes, ProxyError> {
     if limit > 0 {
         let declared = headers
@@ -750,8 +806,6 @@ async fn read_body(
         }
     }
     let mut buf = bytes::BytesMut::new();
-    // As nginx's client_body_timeout: a client may pause at most this long between reads.
-    let idle = std::time::Duration::from_secs(60);
     loop {
         let frame = match tokio::time::timeout(idle, body.frame()).await {
             Err(_) => return Err(ProxyError::RequestTimeout),
@@ -811,5 +865,36 @@ impl Handler for Proxy {
 
     fn connection(&self, opened: bool) {
         self.node.counters.connection(opened);
+    }
+
+    fn limits(&self) -> ClientLimits {
+        self.node.config.load().proxy_client
+    }
+
+    fn refuse(&self, refused: &Refused, conn: &ConnInfo) -> Response<Self::Body> {
+        let started = Instant::now();
+        let _in_flight = self.node.counters.request();
+        let config = self.node.config.load_full();
+        let id = crate::request_id::generate();
+        let id = std::str::from_utf8(&id).unwrap_or_default();
+        let e = ProxyError::from(refused.reason);
+        let answer = error_answer(&e, &refused.negotiation, id, &config, started);
+        // The head was not read, so nginx's "-" stands for the request line.
+        let request = Logged {
+            method: "-",
+            uri: "-",
+            version: "-",
+            referer: None,
+            user_agent: None,
+        };
+        let mut response = answer.response;
+        if config.headers.request_id {
+            if let Ok(v) = HeaderValue::from_str(id) {
+                response.headers_mut().insert(X_KONG_REQUEST_ID.clone(), v);
+            }
+        }
+        let status = response.status().as_u16();
+        self.access_log(&request, status, answer.bytes, conn, id, started);
+        response
     }
 }

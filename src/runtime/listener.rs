@@ -1,25 +1,34 @@
 //! Listening sockets and the connection loop shared by the proxy, Admin and Status APIs.
 //!
-//! Each listener owns its accept task and a [`GracefulShutdown`] for its connections, so a
-//! listener removed by `kong reload` can drain on its own while the others keep serving, and
-//! `kong quit` can drain them all.
+//! Each listener owns its accept task and a drain signal for its connections, so a listener
+//! removed by `kong reload` can drain on its own while the others keep serving, and `kong quit`
+//! can drain them all.
+//!
+//! A connection's life: TLS handshake (if any; 10 s at most) → protocol choice (ALPN, or the
+//! first bytes of a cleartext listener that also speaks HTTP/2) → for HTTP/1, the [`guard`]
+//! between the socket and hyper, checking every request head → hyper, with the handler's
+//! [`ClientLimits`] read at accept time (so a reload applies to new connections).
+//!
+//! [`guard`]: super::guard
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::config::Listen;
+use super::guard::{Guarded, HeadLimits, Refused, Verdict};
+use crate::config::{ClientLimits, Listen};
 
 /// What a connection knows about itself, handed to every request on it.
 #[derive(Debug, Clone)]
@@ -50,6 +59,13 @@ pub trait Handler: Send + Sync + 'static {
 
     /// Called when a connection is accepted and when it ends (for `/status` counters).
     fn connection(&self, opened: bool);
+
+    /// The limits a connection accepted now gets (timeouts, head sizes).
+    fn limits(&self) -> ClientLimits;
+
+    /// Answers the request whose head the guard refused, in this listener's error format; the
+    /// connection closes after it.
+    fn refuse(&self, refused: &Refused, conn: &ConnInfo) -> Response<Self::Body>;
 }
 
 /// Listener setup problems.
@@ -107,7 +123,8 @@ pub struct Running {
     /// The bound address (the real port when 0 was configured).
     pub local: SocketAddr,
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<GracefulShutdown>,
+    /// The accept task; it ends with the sender of its connections' drain signal.
+    task: tokio::task::JoinHandle<watch::Sender<bool>>,
     /// TLS configuration, swappable on reload without rebinding.
     pub tls: Arc<ArcSwapOption<rustls::ServerConfig>>,
 }
@@ -143,8 +160,10 @@ impl Running {
     /// requests finish, idle keep-alive connections close, HTTP/2 clients get GOAWAY.
     pub async fn drain(self) {
         let _ = self.stop.send(true);
-        if let Ok(graceful) = self.task.await {
-            graceful.shutdown().await;
+        if let Ok(drain) = self.task.await {
+            drain.send_replace(true);
+            // Every connection holds a receiver until it ends.
+            drain.closed().await;
         }
     }
 }
@@ -155,8 +174,8 @@ async fn accept_loop<H: Handler>(
     tls: Arc<ArcSwapOption<rustls::ServerConfig>>,
     handler: Arc<H>,
     mut stopped: watch::Receiver<bool>,
-) -> GracefulShutdown {
-    let graceful = GracefulShutdown::new();
+) -> watch::Sender<bool> {
+    let (drain, draining) = watch::channel(false);
     loop {
         let accepted = tokio::select! {
             biased;
@@ -175,7 +194,7 @@ async fn accept_loop<H: Handler>(
         let local = stream.local_addr().unwrap_or(peer);
         let tls = tls.load_full();
         let handler = handler.clone();
-        let watcher = graceful.watcher();
+        let draining = draining.clone();
         tokio::spawn(async move {
             let _open = OpenConnection::new(handler.clone());
             let conn = ConnInfo {
@@ -184,11 +203,11 @@ async fn accept_loop<H: Handler>(
                 tls: tls.is_some(),
                 sni: None,
             };
-            serve(stream, conn, http2, tls, handler, watcher).await;
+            serve(stream, conn, http2, tls, handler, draining).await;
         });
     }
     drop(listener);
-    graceful
+    drain
 }
 
 /// Counts a connection as open until dropped, even if its task panics.
@@ -208,28 +227,43 @@ impl<H: Handler> Drop for OpenConnection<H> {
 }
 
 async fn serve<H: Handler>(
-    stream: TcpStream,
+    mut stream: TcpStream,
     mut conn: ConnInfo,
     http2: bool,
     tls: Option<Arc<rustls::ServerConfig>>,
     handler: Arc<H>,
-    watcher: hyper_util::server::graceful::Watcher,
+    draining: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    let limits = handler.limits();
+    let head = HeadLimits {
+        line: limits.header_line,
+        total: limits.header_total,
+        headers: limits.max_headers,
+    };
+    let verdict = Verdict::default();
+    // The connection's service: the request the guard refused, if any, gets the handler's
+    // refusal; every other request goes to the handler.
     let service = |conn: ConnInfo| {
+        let handler = handler.clone();
+        let verdict = verdict.clone();
+        let served = AtomicU64::new(0);
         hyper::service::service_fn(move |req| {
             let handler = handler.clone();
             let conn = conn.clone();
-            async move { Ok::<_, std::convert::Infallible>(handler.handle(req, conn).await) }
+            // HTTP/1 requests reach the service in the order their heads arrived, so the
+            // count tells which one is the guard's stand-in.
+            let number = served.fetch_add(1, Ordering::Relaxed) + 1;
+            let refused = verdict.get().filter(|r| r.request == number).cloned();
+            async move {
+                let response = match refused {
+                    Some(refused) => handler.refuse(&refused, &conn),
+                    None => handler.handle(req, conn).await,
+                };
+                Ok::<_, std::convert::Infallible>(response)
+            }
         })
     };
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(60))
-        .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
     match tls {
         Some(config) => {
             let acceptor = tokio_rustls::TlsAcceptor::from(config);
@@ -243,30 +277,180 @@ async fn serve<H: Handler>(
                 }
                 Err(_) => return,
             };
-            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
             conn.sni = stream.get_ref().1.server_name().map(Arc::from);
-            let io = TokioIo::new(stream);
-            let builder = if h2 {
-                builder.http2_only()
-            } else {
-                builder.http1_only()
+            let result = match stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                true => serve_http2(stream, service(conn.clone()), &limits, draining).await,
+                false => {
+                    let io = Guarded::http1(stream, &[], head, verdict.clone());
+                    serve_http1(io, service(conn.clone()), &limits, draining).await
+                }
             };
-            let conn_fut = builder.serve_connection_with_upgrades(io, service(conn.clone()));
-            let result = watcher.watch(conn_fut.into_owned()).await;
             log_conn_error(result, &conn);
         }
         None => {
-            let io = TokioIo::new(stream);
-            if !http2 {
-                builder = builder.http1_only();
-            }
-            let conn_fut = builder.serve_connection_with_upgrades(io, service(conn.clone()));
-            log_conn_error(watcher.watch(conn_fut.into_owned()).await, &conn);
+            let (h2, first) = match http2 {
+                true => match sniff_h2(&mut stream, limits.header_timeout).await {
+                    Some(sniffed) => sniffed,
+                    None => return,
+                },
+                false => (false, Vec::new()),
+            };
+            let result = match h2 {
+                true => {
+                    let io = Guarded::open(stream, &first);
+                    serve_http2(io, service(conn.clone()), &limits, draining).await
+                }
+                false => {
+                    let io = Guarded::http1(stream, &first, head, verdict.clone());
+                    serve_http1(io, service(conn.clone()), &limits, draining).await
+                }
+            };
+            log_conn_error(result, &conn);
         }
     }
 }
 
-fn log_conn_error(result: Result<(), Box<dyn std::error::Error + Send + Sync>>, conn: &ConnInfo) {
+/// Serves HTTP/1.1 (with upgrades) on a guarded connection until it ends.
+async fn serve_http1<IO, S, B>(
+    io: Guarded<IO>,
+    service: S,
+    limits: &ClientLimits,
+    draining: watch::Receiver<bool>,
+) -> Result<(), hyper::Error>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        // nginx's client_header_timeout. Hyper runs it whenever it waits for a head, so it also
+        // bounds idle keep-alive time; when it passes, the connection closes with no answer, as
+        // with nginx.
+        .header_read_timeout(limits.header_timeout)
+        .keep_alive(true)
+        // The guard hands hyper whole heads of up to `header_total` bytes and refuses larger
+        // ones itself, so hyper's own limits (431 answers) must never trip first.
+        .max_buf_size(limits.header_total.saturating_add(8 << 10))
+        .max_headers(limits.max_headers);
+    let connection = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    until_drained(connection, draining).await
+}
+
+/// Serves HTTP/2 until the connection ends.
+async fn serve_http2<IO, S, B>(
+    io: IO,
+    service: S,
+    limits: &ClientLimits,
+    draining: watch::Receiver<bool>,
+) -> Result<(), hyper::Error>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    TokioExecutor: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
+{
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.header_total).unwrap_or(u32::MAX));
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    until_drained(connection, draining).await
+}
+
+/// A hyper connection that can be asked to finish up.
+trait Drainable: Future<Output = Result<(), hyper::Error>> {
+    /// Stops taking new requests: in-flight ones finish, idle HTTP/1 connections close,
+    /// HTTP/2 clients get GOAWAY.
+    fn finish_up(self: std::pin::Pin<&mut Self>);
+}
+
+impl<I, S, B> Drainable for http1::UpgradeableConnection<I, S>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn finish_up(self: std::pin::Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S, B> Drainable for http2::Connection<I, S, TokioExecutor>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    TokioExecutor: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
+{
+    fn finish_up(self: std::pin::Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+/// Runs `connection` to its end, asking it to finish up once the listener drains.
+async fn until_drained<C: Drainable>(
+    connection: C,
+    mut draining: watch::Receiver<bool>,
+) -> Result<(), hyper::Error> {
+    let mut connection = std::pin::pin!(connection);
+    let drain = async {
+        // A listener dropped without draining (a fast stop) never asks.
+        if draining.wait_for(|d| *d).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = connection.as_mut() => result,
+        _ = drain => {
+            connection.as_mut().finish_up();
+            connection.await
+        }
+    }
+}
+
+/// On a cleartext listener that also speaks HTTP/2: reads the client's first bytes, up to the
+/// length of HTTP/2's connection preface, to tell prior-knowledge HTTP/2 from HTTP/1. Bounded
+/// by the header timeout, which hyper only starts later; `None` when nothing usable came.
+async fn sniff_h2(stream: &mut TcpStream, within: Duration) -> Option<(bool, Vec<u8>)> {
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let read = async {
+        let mut seen = Vec::with_capacity(PREFACE.len());
+        let mut chunk = [0u8; PREFACE.len()];
+        loop {
+            let n = stream
+                .read(&mut chunk[..PREFACE.len() - seen.len()])
+                .await
+                .ok()?;
+            if n == 0 {
+                return None;
+            }
+            seen.extend_from_slice(&chunk[..n]);
+            if !PREFACE.starts_with(&seen) {
+                return Some((false, seen));
+            }
+            if seen.len() == PREFACE.len() {
+                return Some((true, seen));
+            }
+        }
+    };
+    tokio::time::timeout(within, read).await.ok().flatten()
+}
+
+fn log_conn_error(result: Result<(), hyper::Error>, conn: &ConnInfo) {
     if let Err(e) = result {
         tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
     }

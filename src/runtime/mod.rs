@@ -7,6 +7,7 @@
 //! - `SIGQUIT`: graceful stop — stop accepting, let in-flight requests finish, then exit.
 //! - `SIGTERM`, `SIGINT`: fast stop.
 
+pub mod guard;
 pub mod listener;
 
 use std::collections::HashMap;
