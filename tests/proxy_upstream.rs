@@ -621,3 +621,69 @@ fn a_grpc_unary_call_goes_through_over_http2_with_trailers() {
     assert_eq!(trailers["grpc-status"], "0", "{trailers:?}");
     assert_eq!(trailers["grpc-message"], "/hello.Greeter/SayHello");
 }
+
+#[test]
+fn idempotent_requests_survive_an_upstream_closing_kept_alive_connections() {
+    // Answers one request per connection, then closes without saying so (no
+    // `Connection: close`), as an upstream with a short keep-alive timeout does.
+    let up = server(None, |mut io, n| async move {
+        let mut buf = vec![0u8; 8192];
+        let mut got = Vec::new();
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(k) => got.extend_from_slice(&buf[..k]),
+            }
+        }
+        let body = format!("conn {n}");
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = io.write_all(resp.as_bytes()).await;
+        let _ = io.shutdown().await;
+    });
+    let kong = Kong::start("");
+    expose(
+        &kong,
+        json!({"url": format!("http://127.0.0.1:{}", up.port), "retries": 0}),
+        "/flaky",
+    );
+    for i in 0..60 {
+        let r = send("GET", &kong.proxy("/flaky"), &[], None);
+        assert_eq!(r.status, 200, "request {i}: {}", r.body);
+        assert!(r.body.starts_with("conn "), "{}", r.body);
+    }
+}
+
+#[test]
+fn a_client_stalling_a_streamed_body_gets_408() {
+    // The echo upstream reads the whole body before answering.
+    let up = crate::support::upstream::EchoUpstream::start();
+    let kong = Kong::start("nginx_http_client_body_timeout = 300ms");
+    let s = admin(&kong, "POST", "/services", json!({"url": up.url()}));
+    let id = s["id"].as_str().expect("id").to_owned();
+    admin(
+        &kong,
+        "POST",
+        &format!("/services/{id}/routes"),
+        json!({"paths": ["/stream"], "request_buffering": false}),
+    );
+    let live = wait_until(Duration::from_secs(5), || {
+        send("GET", &kong.proxy("/stream"), &[], None).status == 200
+    });
+    assert!(live);
+    let port = kong.proxy_port;
+    let text = rt().block_on(async move {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+        s.write_all(
+            b"POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nConnection: close\r\n\r\nonly part",
+        )
+        .await
+        .expect("write");
+        let mut got = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut got)).await;
+        String::from_utf8_lossy(&got).into_owned()
+    });
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+}

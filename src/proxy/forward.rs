@@ -3,8 +3,13 @@
 //!
 //! A try is repeated (up to the service's `retries`) when the connection could not be made, or
 //! when the request came back unsent; a reused keep-alive connection found closed by the peer
-//! costs a new connection, not a retry. A request that reached the upstream is never sent
-//! twice: its failure is answered, so a non-idempotent request cannot be duplicated.
+//! costs a new connection, not a retry. As nginx, a request that reached the upstream is sent
+//! again only when its method is idempotent and its body was buffered; a POST or PATCH is never
+//! duplicated.
+//!
+//! A request body streamed from the client (`request_buffering = false`) is watched while it is
+//! sent: a client pausing longer than `client_body_timeout` gets 408, a client sending a broken
+//! body 400 — not a 502 blaming the upstream.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +23,65 @@ use super::error::ProxyError;
 use super::pool::{Conn, PeerRef, Pool, PooledBody, Returning, Sender};
 use super::upstream::{dial, Keepalive, TlsProfile, UpstreamBody};
 
+/// What a streamed client body did wrong, if anything.
+#[derive(Debug, Default)]
+struct ClientFault(std::sync::OnceLock<ProxyError>);
+
+pin_project_lite::pin_project! {
+    /// A client body streamed upstream, with the client's idle timeout; a failure is recorded
+    /// so the proxy blames the client, not the upstream.
+    struct ClientBody {
+        #[pin]
+        inner: Incoming,
+        #[pin]
+        idle: tokio::time::Sleep,
+        timeout: Duration,
+        fault: Arc<ClientFault>,
+    }
+}
+
+impl http_body::Body for ClientBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
+        use std::future::Future;
+        use std::task::Poll;
+        let mut this = self.project();
+        match this.inner.as_mut().poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let next = tokio::time::Instant::now() + *this.timeout;
+                this.idle.reset(next);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                let _ = this.fault.0.set(ProxyError::BadRequest);
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => match this.idle.poll(cx) {
+                Poll::Ready(()) => {
+                    let _ = this.fault.0.set(ProxyError::RequestTimeout);
+                    // Ends the upstream request; the recorded fault decides the answer.
+                    Poll::Ready(None)
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// Where and how to send one request.
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {
@@ -29,6 +93,8 @@ pub struct Target<'a> {
     pub timeouts: Timeouts,
     /// Extra tries after a failed connection (`retries`).
     pub retries: u32,
+    /// How long a client streaming its body may pause (`client_body_timeout`).
+    pub client_body_timeout: Duration,
 }
 
 /// A service's timeouts.
@@ -63,9 +129,30 @@ pub async fn send(
     target: &Target<'_>,
 ) -> Result<Upstream, ProxyError> {
     let streamed = matches!(body, Outgoing::Streamed(_));
+    let idempotent = matches!(
+        head.method,
+        http::Method::GET
+            | http::Method::HEAD
+            | http::Method::PUT
+            | http::Method::DELETE
+            | http::Method::OPTIONS
+            | http::Method::TRACE
+    );
+    // What it takes to send the request again after it reached the upstream.
+    let replay = match &body {
+        Outgoing::Buffered(bytes) if idempotent => Some((head.clone(), bytes.clone())),
+        _ => None,
+    };
+    let fault = Arc::new(ClientFault::default());
     let body: UpstreamBody = match body {
-        Outgoing::Buffered(bytes) => Full::new(bytes).map_err(|never| match never {}).boxed(),
-        Outgoing::Streamed(incoming) => incoming.boxed(),
+        Outgoing::Buffered(bytes) => buffered(bytes),
+        Outgoing::Streamed(incoming) => ClientBody {
+            inner: incoming,
+            idle: tokio::time::sleep(target.client_body_timeout),
+            timeout: target.client_body_timeout,
+            fault: fault.clone(),
+        }
+        .boxed(),
     };
     let mut req = Request::from_parts(head, body);
     let t = target.timeouts;
@@ -89,7 +176,11 @@ pub async fn send(
             },
         };
         let reused = conn.reused;
-        match tokio::time::timeout(limit, exchange(conn, req, pool, keepalive)).await {
+        let outcome = tokio::time::timeout(limit, exchange(conn, req, pool, keepalive)).await;
+        if let Some(client) = fault.0.get() {
+            return Err(client.clone());
+        }
+        match outcome {
             Err(_) => return Err(ProxyError::GatewayTimeout),
             Ok(Ok((resp, returning))) => {
                 let upgraded = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
@@ -100,9 +191,16 @@ pub async fn send(
                 return Ok(Response::from_parts(parts, body));
             }
             Ok(Err(Failed { error, unsent })) => {
-                let Some(unsent) = unsent else {
-                    tracing::debug!(error = %error, "upstream request failed");
-                    return Err(classify(&error));
+                let unsent = match (unsent, &replay) {
+                    (Some(unsent), _) => unsent,
+                    (None, Some((head, bytes))) if reused || tries < target.retries => {
+                        tracing::debug!(error = %error, "upstream request failed; sending it again");
+                        Request::from_parts(head.clone(), buffered(bytes.clone()))
+                    }
+                    (None, _) => {
+                        tracing::debug!(error = %error, "upstream request failed");
+                        return Err(classify(&error));
+                    }
                 };
                 req = unsent;
                 if reused {
@@ -116,6 +214,10 @@ pub async fn send(
             }
         }
     }
+}
+
+fn buffered(bytes: Bytes) -> UpstreamBody {
+    Full::new(bytes).map_err(|never| match never {}).boxed()
 }
 
 /// Connection failures worth another try.

@@ -561,6 +561,7 @@ impl Proxy {
                 read: std::time::Duration::from_millis(service.read_timeout),
             },
             retries: service.retries,
+            client_body_timeout: config.proxy_client.body_timeout,
         };
         let outgoing = match (ctx.take_request_body(), body) {
             (Some(bytes), _) => Outgoing::Buffered(bytes),
