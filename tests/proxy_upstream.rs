@@ -409,8 +409,8 @@ fn websocket_accept(key: &str) -> String {
 }
 
 /// An upstream that accepts WebSocket upgrades and then echoes every byte.
-fn websocket_echo() -> Server {
-    server(None, |io, _| async move {
+fn websocket_echo(tls: Option<Arc<rustls::ServerConfig>>) -> Server {
+    server(tls, |io, _| async move {
         let service = service_fn(|mut req: Request<Incoming>| async move {
             let key = req
                 .headers()
@@ -454,22 +454,56 @@ fn websocket_echo() -> Server {
 
 #[test]
 fn websocket_upgrades_are_tunnelled_both_ways() {
-    let up = websocket_echo();
+    let ca = Ca::new("ws ca");
+    let (leaf, key) = ca.leaf();
+    let plain = websocket_echo(None);
+    let secure = websocket_echo(Some(tls_server_config(vec![&leaf], &key, None)));
     let kong = Kong::start("");
+    // `ws` and `wss` services: WebSocket to a cleartext and to a TLS upstream.
     expose(
         &kong,
-        json!({"url": format!("http://127.0.0.1:{}", up.port)}),
+        json!({"name": "chat", "url": format!("ws://127.0.0.1:{}", plain.port)}),
         "/ws",
     );
-    let port = kong.proxy_port;
-    let key = "dGhlIHNhbXBsZSBub25jZQ==";
-    let (head, echoed) = rt().block_on(async move {
+    expose(
+        &kong,
+        json!({"name": "secure-chat", "url": format!("wss://localhost:{}", secure.port)}),
+        "/wss",
+    );
+    let stored = send("GET", &kong.admin("/services/chat"), &[], None).json();
+    assert_eq!(
+        (stored["protocol"].as_str(), stored["port"].as_u64()),
+        (Some("ws"), Some(plain.port.into()))
+    );
+    assert_eq!(
+        send("GET", &kong.admin("/services/secure-chat"), &[], None).json()["protocol"],
+        "wss"
+    );
+    for path in ["/ws", "/wss"] {
+        let (head, echoed) = websocket_exchange(kong.proxy_port, path);
+        assert!(head.starts_with("http/1.1 101"), "{path}: {head}");
+        assert!(head.contains("upgrade: websocket"), "{head}");
+        let accept = format!("sec-websocket-accept: {}", websocket_accept(WS_KEY));
+        assert!(head.contains(&accept.to_lowercase()), "{head}");
+        assert_eq!(echoed, WS_FRAME, "{path}");
+    }
+}
+
+const WS_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+/// A masked text frame "hi", as a client sends it; the upstreams echo raw bytes.
+const WS_FRAME: [u8; 8] = [0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
+
+/// Upgrades `path` on the proxy to a WebSocket, sends one frame, and returns the response head
+/// (lowercase) and what came back.
+fn websocket_exchange(port: u16, path: &str) -> (String, Vec<u8>) {
+    let path = path.to_owned();
+    rt().block_on(async move {
         let mut s = TcpStream::connect(("127.0.0.1", port))
             .await
             .expect("connect");
         let req = format!(
-            "GET /ws/chat HTTP/1.1\r\nHost: example.test\r\nConnection: Upgrade\r\n\
-             Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n"
+            "GET {path}/chat HTTP/1.1\r\nHost: example.test\r\nConnection: Upgrade\r\n\
+             Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {WS_KEY}\r\n\r\n"
         );
         s.write_all(req.as_bytes()).await.expect("write");
         let mut head = Vec::new();
@@ -482,23 +516,14 @@ fn websocket_upgrades_are_tunnelled_both_ways() {
             assert!(n > 0, "closed before the response head: {head:?}");
             head.push(byte[0]);
         }
-        // A masked text frame "hi", as a client sends it; the upstream echoes raw bytes.
-        let frame = [0x81u8, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
-        s.write_all(&frame).await.expect("frame");
-        let mut back = vec![0u8; frame.len()];
+        s.write_all(&WS_FRAME).await.expect("frame");
+        let mut back = vec![0u8; WS_FRAME.len()];
         tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut back))
             .await
             .expect("echo in time")
             .expect("echo");
         (String::from_utf8_lossy(&head).to_lowercase(), back)
-    });
-    assert!(head.starts_with("http/1.1 101"), "{head}");
-    assert!(head.contains("upgrade: websocket"), "{head}");
-    assert!(
-        head.contains(&format!("sec-websocket-accept: {}", websocket_accept(key)).to_lowercase()),
-        "{head}"
-    );
-    assert_eq!(echoed, [0x81u8, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2]);
+    })
 }
 
 /// A gRPC-style upstream over h2c: echoes the request message, ends with `grpc-status` trailers,

@@ -473,7 +473,7 @@ impl Proxy {
         }
         let mut head = std::mem::replace(&mut ctx.request, Request::new(()).into_parts().0);
         let (tls, h2) = match service.protocol {
-            router::Protocol::Https => (true, false),
+            router::Protocol::Https | router::Protocol::Wss => (true, false),
             router::Protocol::Grpcs => (true, true),
             router::Protocol::Grpc => (false, true),
             _ => (false, false),

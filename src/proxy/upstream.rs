@@ -123,7 +123,9 @@ impl Upstreams {
         for service in services {
             if !matches!(
                 service.protocol,
-                crate::router::Protocol::Https | crate::router::Protocol::Grpcs
+                crate::router::Protocol::Https
+                    | crate::router::Protocol::Grpcs
+                    | crate::router::Protocol::Wss
             ) {
                 continue;
             }

@@ -133,7 +133,11 @@ fn parse_service(doc: &Doc) -> Result<ServiceInfo, RouterError> {
     let host = f
         .str_opt("host")?
         .ok_or_else(|| f.err("host", "required field missing"))?;
-    let default_port = if protocol == Protocol::Https { 443 } else { 80 };
+    let default_port = if matches!(protocol, Protocol::Https | Protocol::Wss) {
+        443
+    } else {
+        80
+    };
     let ca_certificates = f
         .strings("ca_certificates")?
         .unwrap_or_default()

@@ -22,6 +22,10 @@ pub enum Protocol {
     TlsPassthrough,
     /// A UDP stream.
     Udp,
+    /// WebSocket over cleartext HTTP (a service protocol).
+    Ws,
+    /// WebSocket over TLS (a service protocol).
+    Wss,
 }
 
 impl Protocol {
@@ -36,6 +40,8 @@ impl Protocol {
             "tls" => Protocol::Tls,
             "tls_passthrough" => Protocol::TlsPassthrough,
             "udp" => Protocol::Udp,
+            "ws" => Protocol::Ws,
+            "wss" => Protocol::Wss,
             _ => return None,
         })
     }
@@ -51,6 +57,8 @@ impl Protocol {
             Protocol::Tls => "tls",
             Protocol::TlsPassthrough => "tls_passthrough",
             Protocol::Udp => "udp",
+            Protocol::Ws => "ws",
+            Protocol::Wss => "wss",
         }
     }
 
@@ -58,18 +66,23 @@ impl Protocol {
     pub fn is_http(self) -> bool {
         matches!(
             self,
-            Protocol::Http | Protocol::Https | Protocol::Grpc | Protocol::Grpcs
+            Protocol::Http
+                | Protocol::Https
+                | Protocol::Grpc
+                | Protocol::Grpcs
+                | Protocol::Ws
+                | Protocol::Wss
         )
     }
 }
 
 /// A set of [`Protocol`]s (a route's `protocols`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Protocols(u8);
+pub struct Protocols(u16);
 
 impl Protocols {
-    fn bit(p: Protocol) -> u8 {
-        1 << (p as u8)
+    fn bit(p: Protocol) -> u16 {
+        1 << (p as u16)
     }
 
     /// Adds `p`.

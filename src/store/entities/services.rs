@@ -9,7 +9,20 @@ use crate::store::schema::{
 };
 
 const NO_PATH: &[&str] = &["tcp", "tls", "udp", "grpc", "grpcs"];
-const TLS_ONLY: &[&str] = &["https", "tls"];
+const TLS_ONLY: &[&str] = &["https", "wss", "tls"];
+/// Service protocols: the route protocols, plus WebSocket (`ws`, `wss`) upstreams.
+const SERVICE_PROTOCOLS: &[&str] = &[
+    "grpc",
+    "grpcs",
+    "http",
+    "https",
+    "tcp",
+    "tls",
+    "tls_passthrough",
+    "udp",
+    "ws",
+    "wss",
+];
 
 /// The services schema.
 pub fn services() -> Schema {
@@ -31,7 +44,7 @@ pub fn services() -> Schema {
             Field::string()
                 .required()
                 .default(json!("http"))
-                .one_of(typedefs::PROTOCOLS),
+                .one_of(SERVICE_PROTOCOLS),
         ),
         (
             "host",
@@ -126,7 +139,8 @@ fn url_shorthand(doc: &mut Doc) -> Result<(), SchemaErrors> {
         Some(443) => "https".into(),
         _ => "http".into(),
     });
-    let port = port.unwrap_or(if protocol == "https" { 443 } else { 80 });
+    let secure = matches!(protocol.as_str(), "https" | "wss");
+    let port = port.unwrap_or(if secure { 443 } else { 80 });
     doc.insert("protocol".into(), Value::from(protocol));
     doc.insert("host".into(), host.map_or(Value::Null, Value::from));
     doc.insert("port".into(), Value::from(port));
