@@ -15,6 +15,7 @@
 //! - [`prefix`], [`logging`], [`tls`], [`node`]: the pieces they share.
 
 pub mod admin;
+pub mod allocations;
 pub mod cli;
 pub mod config;
 pub mod declarative;

@@ -5,8 +5,15 @@
 /// glibc's per-thread arenas kept such bursts as resident memory that later loads did not
 /// reuse (RSS grew by the configuration's size with every load). mimalloc reuses and returns
 /// freed pages across threads.
+#[cfg(not(feature = "count-allocations"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// With `count-allocations`, the same allocator, counting every allocation for `/status`.
+#[cfg(feature = "count-allocations")]
+#[global_allocator]
+static ALLOCATOR: kong::allocations::Counting<mimalloc::MiMalloc> =
+    kong::allocations::Counting(mimalloc::MiMalloc);
 
 fn main() {
     let code = match kong::cli::run() {

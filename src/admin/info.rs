@@ -93,6 +93,9 @@ pub async fn status(
         },
     });
     if let Some(obj) = body.as_object_mut() {
+        if cfg!(feature = "count-allocations") {
+            obj.insert("allocations".into(), json!(crate::allocations::count()));
+        }
         // As Kong: database reachability with a database, the configuration hash without.
         if state.store.backend() == "off" {
             obj.insert(
