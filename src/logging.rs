@@ -64,6 +64,23 @@ impl Sink {
 
 /// The error log's current level, readable without locking.
 static LEVEL: AtomicU8 = AtomicU8::new(2);
+/// The Kong level in force (an index into [`LogLevel::ALL`]).
+static KONG_LEVEL: AtomicU8 = AtomicU8::new(2);
+
+/// Changes the error log's level at once (the Admin API's `/debug/node/log-level`).
+pub fn set_level(level: LogLevel) {
+    LEVEL.store(level_index(to_tracing(level)), Ordering::Relaxed);
+    let index = LogLevel::ALL.iter().position(|l| *l == level).unwrap_or(2);
+    KONG_LEVEL.store(index as u8, Ordering::Relaxed);
+}
+
+/// The level in force.
+pub fn current_level() -> LogLevel {
+    LogLevel::ALL
+        .get(usize::from(KONG_LEVEL.load(Ordering::Relaxed)))
+        .copied()
+        .unwrap_or(LogLevel::Notice)
+}
 
 fn to_tracing(level: LogLevel) -> Level {
     match level {
@@ -119,7 +136,7 @@ impl ErrorLog {
     pub fn install(config: &Config) -> std::io::Result<ErrorLog> {
         let (sink, guard) = Sink::open(&config.proxy_error_log)?;
         let sink = Arc::new(ArcSwap::from_pointee(sink));
-        LEVEL.store(level_index(to_tracing(config.log_level)), Ordering::Relaxed);
+        set_level(config.log_level);
         let writer = SwapWriter(sink.clone());
         let filter = tracing_subscriber::filter::filter_fn(|meta| {
             level_index(*meta.level()) >= LEVEL.load(Ordering::Relaxed)
@@ -149,7 +166,7 @@ impl ErrorLog {
         if let Ok(mut g) = self.guard.lock() {
             *g = guard;
         }
-        LEVEL.store(level_index(to_tracing(config.log_level)), Ordering::Relaxed);
+        set_level(config.log_level);
         Ok(())
     }
 }

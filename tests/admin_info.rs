@@ -188,3 +188,80 @@ fn a_missing_certificate_file_stops_start_with_its_path() {
         "{t}"
     );
 }
+
+#[test]
+fn the_log_level_can_be_raised_for_a_while() {
+    use crate::support::kong::wait_until;
+    use std::time::Duration;
+    let k = Kong::start("log_level = notice");
+    let level = |k: &Kong| get(&k.admin("/debug/node/log-level")).json()["message"].clone();
+    assert_eq!(level(&k), "log level: notice");
+    let r = send("PUT", &k.admin("/debug/node/log-level/bogus"), &[], None);
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["message"], "unknown log level: bogus");
+    let r = send(
+        "PUT",
+        &k.admin("/debug/node/log-level/debug?timeout=-1"),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["message"],
+        "timeout must be greater than or equal to 0"
+    );
+    let r = send("PUT", &k.admin("/debug/node/log-level/notice"), &[], None);
+    assert_eq!(r.json()["message"], "log level is already notice");
+
+    let r = send(
+        "PUT",
+        &k.admin("/debug/node/log-level/debug?timeout=1"),
+        &[],
+        None,
+    );
+    assert_eq!(
+        (r.status, r.json()["message"].clone()),
+        (200, "log level changed".into())
+    );
+    assert_eq!(level(&k), "log level: debug");
+    assert!(
+        wait_until(Duration::from_secs(5), || level(&k) == "log level: notice"),
+        "the configured level comes back after the timeout"
+    );
+
+    let dbless = Kong::start("database = off");
+    let r = send(
+        "PUT",
+        &dbless.admin("/debug/node/log-level/debug"),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 405);
+    assert_eq!(
+        r.json()["message"],
+        "cannot change log level when not using a database"
+    );
+}
+
+#[test]
+fn diagnostics_of_features_a_node_does_not_run() {
+    let k = Kong::start("");
+    let r = get(&k.admin("/status/dns"));
+    assert_eq!(r.status, 501);
+    assert_eq!(
+        r.json()["message"],
+        "not implemented with the legacy DNS client"
+    );
+    for path in ["/clustering/data-planes", "/clustering/status"] {
+        let r = get(&k.admin(path));
+        assert_eq!(r.status, 400, "{path}");
+        assert!(r.json()["message"].as_str().is_some_and(
+            |m| m.contains("only available when Kong is configured to run as Control Plane")
+        ));
+    }
+    let timers = get(&k.admin("/timers")).json();
+    assert_eq!(timers["worker"]["count"], 1);
+    assert!(timers["stats"]["sys"]["running"]
+        .as_u64()
+        .is_some_and(|n| n > 0));
+}

@@ -28,6 +28,12 @@ pub const STATIC: &[(&str, &[&str])] = &[
     ("/plugins/enabled", &["GET"]),
     ("/tags", &["GET"]),
     ("/tags/{tags}", &["GET"]),
+    ("/status/dns", &["GET"]),
+    ("/timers", &["GET"]),
+    ("/debug/node/log-level", &["GET"]),
+    ("/debug/node/log-level/{log_level}", &["PUT"]),
+    ("/clustering/data-planes", &["GET"]),
+    ("/clustering/status", &["GET"]),
 ];
 
 /// Every endpoint with its methods, sorted by path.

@@ -11,6 +11,7 @@ pub mod body;
 mod cache;
 mod catalogue;
 mod config;
+mod debug;
 mod endpoints;
 mod entities;
 mod error;
@@ -23,7 +24,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use http::header::{HeaderValue, SERVER};
 use http::{Request, Response, StatusCode};
@@ -71,6 +72,12 @@ pub fn router(state: AdminState) -> Router {
         .route("/openapi.json", get(endpoints::document))
         .route("/tags", get(tags::all))
         .route("/tags/{tag}", get(tags::one))
+        .route("/status/dns", get(debug::dns))
+        .route("/timers", get(debug::timers))
+        .route("/debug/node/log-level", get(debug::log_level))
+        .route("/debug/node/log-level/{level}", put(debug::set_log_level))
+        .route("/clustering/data-planes", get(debug::clustering))
+        .route("/clustering/status", get(debug::clustering))
         .fallback(entities::dispatch)
         .method_not_allowed_fallback(|| async {
             message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")

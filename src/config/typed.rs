@@ -60,6 +60,32 @@ impl LogLevel {
             _ => return None,
         })
     }
+
+    /// Kong's name for the level.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Debug => "debug",
+            Self::Info => "info",
+            Self::Notice => "notice",
+            Self::Warn => "warn",
+            Self::Error => "error",
+            Self::Crit => "crit",
+            Self::Alert => "alert",
+            Self::Emerg => "emerg",
+        }
+    }
+
+    /// Every level, most verbose first.
+    pub const ALL: [LogLevel; 8] = [
+        Self::Debug,
+        Self::Info,
+        Self::Notice,
+        Self::Warn,
+        Self::Error,
+        Self::Crit,
+        Self::Alert,
+        Self::Emerg,
+    ];
 }
 
 /// Which datastore backs the node.
