@@ -354,11 +354,32 @@ impl TlsProfile {
     }
 }
 
-/// Kong's default for upstream TLS: encrypt, but do not verify the upstream's certificate.
+/// A verifier that does not look at the upstream's certificate: it either accepts it (Kong's
+/// default, `tls_verify` off: encrypted but unverified) or refuses it (a service whose TLS
+/// settings are unusable). Handshake signatures are still checked.
 #[derive(Debug)]
-struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
+struct Unverified {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    accept: bool,
+}
 
-impl ServerCertVerifier for NoVerify {
+#[allow(non_snake_case)]
+fn NoVerify(provider: Arc<rustls::crypto::CryptoProvider>) -> Unverified {
+    Unverified {
+        provider,
+        accept: true,
+    }
+}
+
+#[allow(non_snake_case)]
+fn Refuse(provider: Arc<rustls::crypto::CryptoProvider>) -> Unverified {
+    Unverified {
+        provider,
+        accept: false,
+    }
+}
+
+impl ServerCertVerifier for Unverified {
     fn verify_server_cert(
         &self,
         _: &CertificateDer<'_>,
@@ -367,7 +388,13 @@ impl ServerCertVerifier for NoVerify {
         _: &[u8],
         _: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        if self.accept {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(
+                "the service's TLS settings are unusable".into(),
+            ))
+        }
     }
 
     fn verify_tls12_signature(
@@ -380,7 +407,7 @@ impl ServerCertVerifier for NoVerify {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
@@ -394,53 +421,14 @@ impl ServerCertVerifier for NoVerify {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// Refuses every certificate.
-#[derive(Debug)]
-struct Refuse(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for Refuse {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Err(rustls::Error::General(
-            "the service's TLS settings are unusable".into(),
-        ))
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("refused".into()))
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("refused".into()))
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
