@@ -183,6 +183,7 @@ impl Instance {
             .request
             .headers
             .get(CONTENT_TYPE)
+            .filter(|_| self.in_body)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         // Parsed when first needed: `None` not yet, `Some(None)` unsupported or unparsable.
