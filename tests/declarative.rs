@@ -359,7 +359,7 @@ services:
   - name: svc
     host: a.test
     plugins:
-      - name: key-auth
+      - name: custom-auth
 plugins:
   - name: rate-limiting
     config: {minute: 10}
@@ -369,7 +369,7 @@ plugins:
     assert_lines(
         &out,
         &[
-            "services[0].plugins[0].name: plugin 'key-auth' not enabled; add it to the 'plugins' configuration property",
+            "services[0].plugins[0].name: plugin 'custom-auth' not enabled; add it to the 'plugins' configuration property",
             "plugins[0].name: plugin 'rate-limiting' not enabled; add it to the 'plugins' configuration property",
         ],
     );

@@ -16,6 +16,7 @@ mod install;
 mod lifecycle;
 mod migrations;
 mod pg_harness;
+mod plugins_auth;
 mod plugins_framework;
 mod proxy_errors;
 mod proxy_forwarding;

@@ -243,8 +243,17 @@ impl Ctx {
         self.body.as_ref()
     }
 
-    /// Replaces the request body sent upstream.
+    /// Replaces the request body sent upstream (its `Content-Length` follows).
     pub fn set_request_body(&mut self, body: Bytes) {
+        if self
+            .request
+            .headers
+            .contains_key(http::header::CONTENT_LENGTH)
+        {
+            self.request
+                .headers
+                .insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        }
         self.body = Some(body);
     }
 
@@ -335,6 +344,24 @@ impl Ctx {
     /// skipped; header filters and loggers still run.
     pub fn exit(&mut self, exit: Exit) {
         self.exit = Some(exit);
+    }
+
+    /// Kong's `kong.response.error`: `status` with `message` in the format the client's
+    /// `Accept` asks for (JSON when it asks for nothing), carrying the request id. Plugins
+    /// refusing a request (401, 403, 429...) answer this way.
+    pub fn error(&self, status: StatusCode, message: &str) -> Exit {
+        use crate::proxy::error::{body, negotiate};
+        let format = negotiate(&self.request.headers, true, "");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static(format.content_type()),
+        );
+        Exit {
+            status,
+            headers,
+            body: Bytes::from(body(format, message, &self.id)),
+        }
     }
 
     /// Whether a plugin answered early.
