@@ -101,6 +101,66 @@ fn client_session(kong: &Kong) {
         by_custom["data"][0]["id"]
     );
 
+    // A plugin on the service: every config field with its default, scopes as references.
+    let plugin = api.expect(
+        "POST",
+        "/services/billing/plugins",
+        Some(json!({"name": "key-auth", "config": {"key_names": ["x-key"]}, "tags": ["team-a"]})),
+        201,
+    );
+    assert_eq!(plugin["service"], json!({"id": svc_id}));
+    assert_eq!(
+        (
+            &plugin["route"],
+            &plugin["consumer"],
+            &plugin["instance_name"]
+        ),
+        (&Value::Null, &Value::Null, &Value::Null)
+    );
+    assert_eq!(plugin["enabled"], true);
+    assert_eq!(
+        plugin["protocols"],
+        json!(["grpc", "grpcs", "http", "https"])
+    );
+    assert_eq!(plugin["config"]["key_names"], json!(["x-key"]));
+    assert_eq!(plugin["config"]["hide_credentials"], false);
+    assert_eq!(plugin["config"]["key_in_header"], true);
+    assert_eq!(plugin["config"]["anonymous"], Value::Null);
+    let plugin_id = plugin["id"].as_str().expect("id").to_owned();
+    let dup = api.expect(
+        "POST",
+        "/plugins",
+        Some(json!({"name": "key-auth", "service": {"id": svc_id}})),
+        409,
+    );
+    assert_eq!(dup["code"], 5);
+    let bad = api.expect(
+        "POST",
+        "/consumers/bob/plugins",
+        Some(json!({"name": "key-auth"})),
+        400,
+    );
+    assert_eq!(
+        bad["code"], 2,
+        "key-auth cannot be scoped to a consumer: {bad}"
+    );
+    let listed = api.expect("GET", "/services/billing/plugins", None, 200);
+    assert_eq!(listed["data"][0]["id"], plugin_id.as_str());
+    let patched = api.expect(
+        "PATCH",
+        &format!("/plugins/{plugin_id}"),
+        Some(json!({"config": {"hide_credentials": true}})),
+        200,
+    );
+    assert_eq!(
+        (
+            &patched["config"]["hide_credentials"],
+            &patched["config"]["key_names"]
+        ),
+        (&json!(true), &json!(["x-key"])),
+        "PATCH merges into config"
+    );
+
     for i in 0..4 {
         api.expect(
             "POST",
@@ -146,6 +206,7 @@ fn client_session(kong: &Kong) {
     );
     api.expect("DELETE", "/routes/billing-route", None, 204);
     api.expect("DELETE", "/services/billing", None, 204);
+    api.expect("GET", &format!("/plugins/{plugin_id}"), None, 404);
     api.expect("DELETE", "/services/billing", None, 204);
     api.expect("GET", "/services/billing", None, 404);
 
