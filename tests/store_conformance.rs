@@ -275,7 +275,7 @@ async fn validation_reports_every_error_at_once(s: Store) {
     assert_eq!(
         body["fields"],
         json!({
-            "protocol": "expected one of: grpc, grpcs, http, https, tcp, tls, tls_passthrough, udp",
+            "protocol": "expected one of: grpc, grpcs, http, https, tcp, tls, tls_passthrough, udp, ws, wss",
             "port": "value should be between 0 and 65535",
             "retries": "expected an integer",
             "colour": "unknown field",
