@@ -154,7 +154,7 @@ pub fn request_head_size(parts: &http::request::Parts) -> u64 {
 
 /// Bytes a response status line and headers take on the wire (HTTP/1.1 framing).
 pub fn response_head_size(parts: &http::response::Parts) -> u64 {
-    let reason = parts.status.canonical_reason().map_or(0, |r| r.len() + 1);
+    let reason = parts.status.canonical_reason().map_or(0, str::len);
     // `HTTP/1.1 200 OK\r\n`, the headers, then the empty line.
     (8 + 1 + 3 + 1 + reason + 2 + headers_size(&parts.headers) + 2) as u64
 }
@@ -623,4 +623,154 @@ fn querystring(query: &str) -> Value {
         }
     }
     Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(uri: &str) -> Ctx {
+        let request = http::Request::builder()
+            .method("GET")
+            .uri(uri)
+            .header("host", "Example.COM:8000")
+            .header("authorization", "Basic c2VjcmV0")
+            .header("proxy-authorization", "Basic c2VjcmV0")
+            .header("x-multi", "1")
+            .header("x-multi", "2")
+            .body(())
+            .expect("request")
+            .into_parts()
+            .0;
+        let mut ctx = Ctx::new(
+            Arc::new(Snapshot::empty()),
+            request,
+            "10.0.0.1".parse().expect("ip"),
+            "https",
+            "req-1",
+            Instant::now(),
+        );
+        ctx.log.uri = uri.to_owned();
+        ctx.log.method = "GET".into();
+        ctx.log.server_port = 8443;
+        ctx.log.request_headers = Some(ctx.request.headers.clone());
+        ctx
+    }
+
+    #[test]
+    fn a_proxied_request_is_serialized_as_kong_does() {
+        let mut c = ctx("/p?a=1&a=2&flag&e=&sp=x%20y+z");
+        c.log.tls = Some(TlsParams {
+            version: "TLSv1.3",
+            cipher: "TLS_AES_128_GCM_SHA256",
+        });
+        c.log.request_size = 10;
+        c.log.upstream_uri = Some("/up?a=1".into());
+        c.log.upstream_addr = Some(("127.0.0.1".into(), 9000));
+        c.log.proxy_latency = Some(3);
+        c.log.upstream_latency = Some(20);
+        c.log.upstream_status = Some(201);
+        c.log.status = 201;
+        c.log.head_latency = 24;
+        c.log.request_latency = 30;
+        c.log.response_head_size = 100;
+        c.log.response_size = 50;
+        let consumer: Doc =
+            serde_json::from_value(json!({"id": "c1", "username": "ann"})).expect("consumer");
+        c.authenticate(
+            Arc::new(consumer),
+            Some(Credential {
+                id: "cred-1".into(),
+                consumer_id: None,
+                identifier: "key".into(),
+            }),
+        );
+        let e = c.serialize();
+        let r = &e["request"];
+        assert_eq!(
+            r["url"],
+            "https://example.com:8443/p?a=1&a=2&flag&e=&sp=x%20y+z"
+        );
+        assert_eq!(
+            r["querystring"],
+            json!({"a": ["1", "2"], "flag": true, "e": "", "sp": "x y z"})
+        );
+        assert_eq!(r["headers"]["authorization"], "REDACTED");
+        assert_eq!(r["headers"]["proxy-authorization"], "REDACTED");
+        assert_eq!(r["headers"]["x-multi"], json!(["1", "2"]));
+        assert_eq!(
+            r["tls"],
+            json!({"version": "TLSv1.3", "cipher": "TLS_AES_128_GCM_SHA256", "client_verify": "NONE"})
+        );
+        assert_eq!(r["size"], c.log.request_head_size + 10);
+        assert!(c.log.request_head_size > 40);
+        assert_eq!(e["upstream_uri"], "/up?a=1");
+        assert_eq!(e["upstream_status"], "201");
+        assert_eq!(e["response"]["size"], 150);
+        assert_eq!(
+            e["latencies"],
+            json!({"kong": 3, "proxy": 20, "request": 30, "receive": 6})
+        );
+        assert_eq!(e["tries"][0]["ip"], "127.0.0.1");
+        assert_eq!(e["tries"][0]["port"], 9000);
+        assert!(e["tries"][0].get("state").is_none());
+        assert_eq!(e["source"], "upstream");
+        assert_eq!(e["consumer"]["username"], "ann");
+        assert_eq!(
+            e["authenticated_entity"],
+            json!({"id": "cred-1", "consumer_id": "c1"})
+        );
+        assert_eq!(e["client_ip"], "10.0.0.1");
+        assert_eq!(e["workspace"], DEFAULT_WORKSPACE_ID);
+        assert_eq!(e["workspace_name"], "default");
+    }
+
+    #[test]
+    fn the_gateways_own_answer_is_serialized_as_kong_does() {
+        let mut c = ctx("/nowhere");
+        c.log.status = 404;
+        c.log.from_kong = true;
+        c.log.head_latency = 2;
+        c.log.request_latency = 2;
+        let e = c.serialize();
+        assert_eq!(e["source"], "kong");
+        assert_eq!(e["upstream_status"], "");
+        assert_eq!(e["upstream_uri"], "");
+        assert_eq!(
+            e["latencies"],
+            json!({"kong": 2, "proxy": -1, "request": 2, "receive": 0})
+        );
+        for absent in [
+            "tries",
+            "route",
+            "service",
+            "consumer",
+            "authenticated_entity",
+        ] {
+            assert!(e.get(absent).is_none(), "{absent}: {e}");
+        }
+        assert!(e["request"].get("tls").is_none());
+    }
+
+    #[test]
+    fn head_sizes_count_the_wire_bytes() {
+        let req = http::Request::builder()
+            .uri("/a?b")
+            .header("host", "x")
+            .body(())
+            .expect("request")
+            .into_parts()
+            .0;
+        // "GET /a?b HTTP/1.1\r\n" (19) + "host: x\r\n" (9) + "\r\n" (2)
+        assert_eq!(request_head_size(&req), 30);
+        let resp = http::Response::builder()
+            .status(200)
+            .header("a", "b")
+            .body(())
+            .expect("response")
+            .into_parts()
+            .0;
+        // "HTTP/1.1 200 OK\r\n" (17) + "a: b\r\n" (6) + "\r\n" (2)
+        assert_eq!(response_head_size(&resp), 25);
+    }
 }

@@ -44,6 +44,11 @@ impl Drops {
         })
     }
 
+    /// The plugin's name.
+    pub fn plugin(&self) -> &'static str {
+        self.plugin
+    }
+
     /// Counts `n` entries lost because of `why`.
     pub fn dropped(&self, n: u64, why: &str) {
         let total = self.total.fetch_add(n, Ordering::Relaxed) + n;

@@ -243,6 +243,7 @@ impl Queue {
         if let Some(max) = self.max_bytes {
             if len > max {
                 tracing::error!(
+                    plugin = self.drops.plugin(),
                     "string to be queued is longer ({len} bytes) than the queue's max_bytes ({max} bytes)"
                 );
                 self.drops.dropped(1, "entry larger than max_bytes");
@@ -257,7 +258,7 @@ impl Queue {
         let room = feed.room();
         if room * 5 <= self.max_entries {
             if !self.warned.swap(true, Ordering::Relaxed) {
-                tracing::warn!("log queue at 80% capacity");
+                tracing::warn!(plugin = self.drops.plugin(), "log queue at 80% capacity");
             }
         } else if self.warned.load(Ordering::Relaxed) {
             self.warned.store(false, Ordering::Relaxed);
@@ -315,9 +316,10 @@ async fn deliver<H: Handler>(
             Ok(()) => return,
             Err(e) => e,
         };
-        tracing::warn!(error = %error, "handler could not process entries");
+        tracing::warn!(plugin = drops.plugin(), error = %error, "handler could not process entries");
         if started.elapsed().as_secs_f64() > config.max_retry_time {
             tracing::error!(
+                plugin = drops.plugin(),
                 "could not send entries due to max_retry_time exceeded. {} queue entries were lost",
                 batch.len()
             );
@@ -455,6 +457,34 @@ mod tests {
         assert_eq!(
             batches,
             vec![vec![Bytes::from("123456"), Bytes::from("1234")]]
+        );
+    }
+
+    #[tokio::test]
+    async fn unlimited_concurrency_delivers_each_entry_on_its_own() {
+        let recorder = Recorder {
+            batches: Arc::default(),
+            failures_left: Arc::new(AtomicUsize::new(0)),
+        };
+        let drops = Drops::new("http-log", Metrics::new());
+        let queue = Queue::start(
+            config(json!({"queue": {"concurrency_limit": -1, "max_batch_size": 10}})),
+            recorder.clone(),
+            drops.clone(),
+        );
+        for i in 0..3 {
+            queue.push(Bytes::from(i.to_string()));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut batches = recorder.batches.lock().expect("lock").clone();
+        batches.sort();
+        assert_eq!(
+            batches,
+            vec![
+                vec![Bytes::from("0")],
+                vec![Bytes::from("1")],
+                vec![Bytes::from("2")]
+            ]
         );
     }
 }
