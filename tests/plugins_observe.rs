@@ -910,17 +910,20 @@ fn prometheus_exposes_kongs_metrics_on_admin_and_status_apis() {
         json!({"name": "r1", "paths": ["/r1"]}),
     );
     let s2 = admin(&kong, "POST", "/services", json!({"url": echo.url()}));
-    let r2 = admin(
-        &kong,
-        "POST",
-        &format!("/services/{}/routes", s2["id"].as_str().expect("id")),
-        json!({"paths": ["/r2"]}),
-    );
+    let s2_id = s2["id"].as_str().expect("id");
+    // The service answers 418 itself from the moment its route exists: no request on r2
+    // ever reaches the upstream.
     admin(
         &kong,
         "POST",
-        &format!("/routes/{}/plugins", r2["id"].as_str().expect("id")),
+        &format!("/services/{s2_id}/plugins"),
         json!({"name": "request-termination", "config": {"status_code": 418}}),
+    );
+    let r2 = admin(
+        &kong,
+        "POST",
+        &format!("/services/{s2_id}/routes"),
+        json!({"paths": ["/r2"]}),
     );
     until_status(&kong, "/r2", 418);
     until_status(&kong, "/r1", 200);

@@ -184,6 +184,7 @@ pub struct Ctx {
     pub(crate) exit: Option<Exit>,
     response_headers: Option<Box<HeaderMap>>,
     shared: HashMap<&'static str, Box<dyn Any + Send + Sync>>,
+    serialize_values: Vec<(Vec<String>, Option<Value>)>,
     started: Instant,
     started_at_ms: u64,
     /// What the log phase reports.
@@ -233,6 +234,7 @@ impl Ctx {
             exit: None,
             response_headers: None,
             shared: HashMap::new(),
+            serialize_values: Vec::new(),
             started,
             started_at_ms,
             log,
@@ -423,6 +425,14 @@ impl Ctx {
         self.shared.insert(key, Box::new(value));
     }
 
+    /// Kong's `kong.log.set_serialize_value(key, value)`: sets (or, with `None`, removes) a
+    /// field of what [`Ctx::serialize`] returns, for every logger of the request (a
+    /// correlation id, a trace id). A dotted key (`a.b`) addresses a nested field, creating
+    /// objects on the way; `\.` is a literal dot.
+    pub fn set_serialize_value(&mut self, key: &str, value: Option<Value>) {
+        self.serialize_values.push((serialize_key_path(key), value));
+    }
+
     /// Whether the response came from the upstream (Kong's response source `service`), rather
     /// than from the gateway itself (an error, a plugin's exit, a redirect).
     pub fn proxied(&self) -> bool {
@@ -559,8 +569,55 @@ impl Ctx {
                 .map_or(Value::Null, Value::from);
             entry["authenticated_entity"] = json!({ "id": c.id, "consumer_id": consumer_id });
         }
+        for (path, value) in &self.serialize_values {
+            set_serialized(&mut entry, path, value.as_ref());
+        }
         entry
     }
+}
+
+/// Sets (or, with `None`, removes) the field at `path`, creating objects on the way; a path
+/// through something other than an object is left alone.
+pub fn set_serialized(node: &mut Value, path: &[String], value: Option<&Value>) {
+    let Some(obj) = node.as_object_mut() else {
+        return;
+    };
+    match path {
+        [] => {}
+        [last] => match value {
+            Some(v) => {
+                obj.insert(last.clone(), v.clone());
+            }
+            None => {
+                obj.remove(last);
+            }
+        },
+        [first, rest @ ..] => {
+            let child = obj
+                .entry(first.clone())
+                .or_insert_with(|| Value::Object(Map::new()));
+            set_serialized(child, rest, value);
+        }
+    }
+}
+
+/// A `kong.log.set_serialize_value` key as a path: `a.b\.c` → `["a", "b.c"]`.
+pub fn serialize_key_path(key: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut chars = key.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&'.') => {
+                current.push('.');
+                chars.next();
+            }
+            '.' if !current.is_empty() => out.push(std::mem::take(&mut current)),
+            c => current.push(c),
+        }
+    }
+    out.push(current);
+    out
 }
 
 /// Headers as Kong's `get_headers()` returns them: lower-case names, a repeated header as an
@@ -723,6 +780,17 @@ mod tests {
         assert_eq!(e["client_ip"], "10.0.0.1");
         assert_eq!(e["workspace"], DEFAULT_WORKSPACE_ID);
         assert_eq!(e["workspace_name"], "default");
+
+        c.set_serialize_value("correlation_id", Some(json!("abc")));
+        c.set_serialize_value("request.extra.deep", Some(json!(1)));
+        c.set_serialize_value("a\\.b", Some(json!(true)));
+        c.set_serialize_value("client_ip", None);
+        let e = c.serialize();
+        assert_eq!(e["correlation_id"], "abc");
+        assert_eq!(e["request"]["extra"], json!({"deep": 1}));
+        assert_eq!(e["request"]["method"], "GET");
+        assert_eq!(e["a.b"], true);
+        assert!(e.get("client_ip").is_none());
     }
 
     #[test]

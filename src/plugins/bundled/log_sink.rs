@@ -15,10 +15,11 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::prometheus::Metrics;
+use crate::plugins::ctx::{serialize_key_path, set_serialized};
 use crate::store::schema::{Doc, Field};
 
 /// How many entries a logger keeps waiting by default (Kong's `queue.max_entries` default).
@@ -174,7 +175,7 @@ impl CustomFields {
                 continue;
             };
             match constant(chunk) {
-                Some(value) => fields.push((key_path(key), value)),
+                Some(value) => fields.push((serialize_key_path(key), value)),
                 None => tracing::warn!(
                     plugin,
                     field = %key,
@@ -188,53 +189,9 @@ impl CustomFields {
     /// Sets the fields in `entry`.
     pub fn apply(&self, entry: &mut Value) {
         for (path, value) in &self.0 {
-            set(entry, path, value.as_ref());
+            set_serialized(entry, path, value.as_ref());
         }
     }
-}
-
-/// Sets (or, with `None`, removes) the field at `path`, creating objects on the way; a path
-/// through something other than an object is left alone.
-fn set(node: &mut Value, path: &[String], value: Option<&Value>) {
-    let Some(obj) = node.as_object_mut() else {
-        return;
-    };
-    match path {
-        [] => {}
-        [last] => match value {
-            Some(v) => {
-                obj.insert(last.clone(), v.clone());
-            }
-            None => {
-                obj.remove(last);
-            }
-        },
-        [first, rest @ ..] => {
-            let child = obj
-                .entry(first.clone())
-                .or_insert_with(|| Value::Object(Map::new()));
-            set(child, rest, value);
-        }
-    }
-}
-
-/// `a.b\.c` → `["a", "b.c"]`.
-fn key_path(key: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current = String::new();
-    let mut chars = key.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' if chars.peek() == Some(&'.') => {
-                current.push('.');
-                chars.next();
-            }
-            '.' if !current.is_empty() => out.push(std::mem::take(&mut current)),
-            c => current.push(c),
-        }
-    }
-    out.push(current);
-    out
 }
 
 /// The constant a Lua chunk returns: `Some(None)` for `nil`, `None` when it is not a constant.
