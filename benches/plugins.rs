@@ -59,8 +59,12 @@ fn bench(c: &mut Criterion) {
     let route = "10000000-0000-4000-8000-000000000001";
     let build_router = || {
         Router::build(
-            &[doc(json!({"id": route, "paths": ["/"], "service": {"id": service}}))],
-            &[doc(json!({"id": service, "protocol": "http", "host": "h", "port": 80}))],
+            &[doc(
+                json!({"id": route, "paths": ["/"], "service": {"id": service}}),
+            )],
+            &[doc(
+                json!({"id": service, "protocol": "http", "host": "h", "port": 80}),
+            )],
         )
         .unwrap_or_else(|_| Router::empty())
     };
@@ -83,8 +87,10 @@ fn bench(c: &mut Criterion) {
             .iter()
             .enumerate()
             .map(|(i, name)| {
-                doc(json!({"id": format!("20000000-0000-4000-8000-{i:012}"), "name": name,
-                           "route": {"id": route}, "config": {}}))
+                doc(
+                    json!({"id": format!("20000000-0000-4000-8000-{i:012}"), "name": name,
+                           "route": {"id": route}, "config": {}}),
+                )
             })
             .collect();
         let plugins = Plugins::build(&docs, &router, &registry, None);

@@ -15,6 +15,7 @@ use crate::store::schema::{Field, Kind, Record, Rule};
 pub const STATIC: &[(&str, &[&str])] = &[
     ("/", &["GET"]),
     ("/status", &["GET"]),
+    ("/metrics", &["GET"]),
     ("/endpoints", &["GET"]),
     ("/config", &["GET", "POST"]),
     ("/cache", &["DELETE"]),

@@ -125,7 +125,7 @@ pub async fn ready(State(state): State<AdminState>) -> Response {
 }
 
 /// Resident set size of this process, from `/proc/self/statm`.
-fn rss_bytes() -> u64 {
+pub(super) fn rss_bytes() -> u64 {
     let pages = std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| {

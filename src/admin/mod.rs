@@ -2,7 +2,7 @@
 //!
 //! [`router`] returns an axum `Router`, so tests can drive the API without a socket; the
 //! runtime serves it through [`Api`], which adds Kong's response headers and the access log.
-//! Node endpoints (`GET /`, `/status`) live in `info`; the generated entity endpoints in
+//! Node endpoints (`GET /`, `/status`) live in `info`, `GET /metrics` in `metrics`; the generated entity endpoints in
 //! `entities` (driven by `catalogue`); schemas, tags, `/config`, `/cache`, `/endpoints` and
 //! `/openapi.json` in their own modules; request bodies are decoded in [`body`]; every failure
 //! becomes a response in `error`.
@@ -16,6 +16,7 @@ mod endpoints;
 mod entities;
 mod error;
 mod info;
+mod metrics;
 mod schemas;
 mod tags;
 
@@ -47,6 +48,9 @@ pub struct AdminState {
     pub store: Store,
     /// Held while `POST /config` loads a configuration: one load at a time.
     pub config_lock: Arc<tokio::sync::Mutex<()>>,
+    /// The metrics registry `GET /metrics` exposes; `None` when the prometheus plugin is not
+    /// enabled (then, as in Kong, there is no `/metrics`).
+    pub metrics: Option<Arc<crate::plugins::bundled::prometheus::Metrics>>,
 }
 
 /// Kong's JSON message body: `{"message": "..."}`.
@@ -59,6 +63,7 @@ pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/", get(info::root))
         .route("/status", get(info::status))
+        .route("/metrics", get(metrics::scrape))
         .route("/schemas/{entity}", get(schemas::entity))
         .route("/schemas/{entity}/validate", post(schemas::validate))
         .route("/schemas/plugins/validate", post(schemas::validate_plugin))
@@ -90,6 +95,7 @@ pub fn status_router(state: AdminState) -> Router {
     Router::new()
         .route("/status", get(info::status))
         .route("/status/ready", get(info::ready))
+        .route("/metrics", get(metrics::scrape))
         .fallback(|| async { message(StatusCode::NOT_FOUND, "Not found") })
         .method_not_allowed_fallback(|| async {
             message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")

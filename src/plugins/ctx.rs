@@ -109,6 +109,61 @@ pub struct LogFacts {
     pub from_kong: bool,
     /// The upstream address tried, `ip:port`.
     pub upstream_addr: Option<(String, u16)>,
+    /// The port of the listener the request came in on (`request.url` carries it).
+    pub server_port: u16,
+    /// TLS parameters of the client connection, for HTTPS requests.
+    pub tls: Option<TlsParams>,
+    /// Bytes of the request line and headers as received (nginx's `$request_length` less the
+    /// body); computed when the context is created.
+    pub request_head_size: u64,
+    /// Bytes of the response status line and headers sent to the client.
+    pub response_head_size: u64,
+    /// Milliseconds from receiving the request to having the response head ready.
+    pub head_latency: u64,
+}
+
+/// The TLS parameters a client connection negotiated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsParams {
+    /// Protocol version as OpenSSL names it (`TLSv1.3`).
+    pub version: &'static str,
+    /// Cipher suite name.
+    pub cipher: &'static str,
+}
+
+/// Kong's `latencies` of a request, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Latencies {
+    /// Time the gateway spent: until the request went upstream, or until it answered itself.
+    pub kong: u64,
+    /// Time the upstream took to answer the head (`None`: no upstream answered; logged as -1).
+    pub proxy: Option<u64>,
+    /// Total time, from the first byte received to the last byte sent.
+    pub request: u64,
+    /// Time spent streaming the upstream's body to the client.
+    pub receive: u64,
+}
+
+/// Bytes a request line and headers take on the wire (HTTP/1.1 framing).
+pub fn request_head_size(parts: &http::request::Parts) -> u64 {
+    let target = parts.uri.path_and_query().map_or(1, |p| p.as_str().len());
+    // `METHOD target HTTP/1.1\r\n`, each `name: value\r\n`, then the empty line.
+    let line = parts.method.as_str().len() + 1 + target + 1 + 8 + 2;
+    (line + headers_size(&parts.headers) + 2) as u64
+}
+
+/// Bytes a response status line and headers take on the wire (HTTP/1.1 framing).
+pub fn response_head_size(parts: &http::response::Parts) -> u64 {
+    let reason = parts.status.canonical_reason().map_or(0, str::len);
+    // `HTTP/1.1 200 OK\r\n`, the headers, then the empty line.
+    (8 + 1 + 3 + 1 + reason + 2 + headers_size(&parts.headers) + 2) as u64
+}
+
+fn headers_size(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + 2 + v.len() + 2)
+        .sum()
 }
 
 /// One request as plugins see it.
@@ -129,6 +184,7 @@ pub struct Ctx {
     pub(crate) exit: Option<Exit>,
     response_headers: Option<Box<HeaderMap>>,
     shared: HashMap<&'static str, Box<dyn Any + Send + Sync>>,
+    serialize_values: Vec<(Vec<String>, Option<Value>)>,
     started: Instant,
     started_at_ms: u64,
     /// What the log phase reports.
@@ -159,6 +215,10 @@ impl Ctx {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64)
             .saturating_sub(started.elapsed().as_millis() as u64);
+        let log = LogFacts {
+            request_head_size: request_head_size(&request),
+            ..LogFacts::default()
+        };
         Ctx {
             snapshot,
             request,
@@ -174,9 +234,10 @@ impl Ctx {
             exit: None,
             response_headers: None,
             shared: HashMap::new(),
+            serialize_values: Vec::new(),
             started,
             started_at_ms,
-            log: LogFacts::default(),
+            log,
         }
     }
 
@@ -391,100 +452,136 @@ impl Ctx {
         self.shared.insert(key, Box::new(value));
     }
 
-    /// Kong's log serializer: the JSON object loggers send.
+    /// Kong's `kong.log.set_serialize_value(key, value)`: sets (or, with `None`, removes) a
+    /// field of what [`Ctx::serialize`] returns, for every logger of the request (a
+    /// correlation id, a trace id). A dotted key (`a.b`) addresses a nested field, creating
+    /// objects on the way; `\.` is a literal dot.
+    pub fn set_serialize_value(&mut self, key: &str, value: Option<Value>) {
+        self.serialize_values.push((serialize_key_path(key), value));
+    }
+
+    /// Whether the response came from the upstream (Kong's response source `service`), rather
+    /// than from the gateway itself (an error, a plugin's exit, a redirect).
+    pub fn proxied(&self) -> bool {
+        !self.log.from_kong && self.log.upstream_status.is_some()
+    }
+
+    /// Kong's `latencies`.
+    pub fn latencies(&self) -> Latencies {
+        let log = &self.log;
+        let proxied = self.proxied();
+        Latencies {
+            kong: match log.proxy_latency {
+                Some(l) if proxied => l,
+                _ => log.head_latency,
+            },
+            proxy: log.upstream_latency.filter(|_| proxied),
+            request: log.request_latency,
+            receive: if proxied {
+                log.request_latency.saturating_sub(log.head_latency)
+            } else {
+                0
+            },
+        }
+    }
+
+    /// Bytes received from the client: request line, headers and body (`$request_length`).
+    pub fn request_length(&self) -> u64 {
+        self.log.request_head_size + self.log.request_size
+    }
+
+    /// Bytes sent to the client: status line, headers and body (`$bytes_sent`).
+    pub fn bytes_sent(&self) -> u64 {
+        self.log.response_head_size + self.log.response_size
+    }
+
+    /// Kong's log serializer (`kong.log.serialize()`): the JSON object loggers send.
+    ///
+    /// Request headers are the ones sent upstream (plugins may have changed them), with
+    /// `authorization` and `proxy-authorization` redacted; `route`, `service` and `consumer`
+    /// are the entities as stored; `tries`, `authenticated_entity`, `consumer`, `route`,
+    /// `service` and `request.tls` are left out when there is nothing to say.
     pub fn serialize(&self) -> Value {
         let log = &self.log;
-        let headers_json = |h: Option<&HeaderMap>| {
-            let mut out = Map::new();
-            if let Some(h) = h {
-                for name in h.keys() {
-                    let values: Vec<Value> = h
-                        .get_all(name)
-                        .iter()
-                        .map(|v| Value::from(String::from_utf8_lossy(v.as_bytes()).into_owned()))
-                        .collect();
-                    let value = if values.len() == 1 {
-                        values.into_iter().next().unwrap_or(Value::Null)
-                    } else {
-                        Value::Array(values)
-                    };
-                    out.insert(name.as_str().to_owned(), value);
-                }
-            }
-            Value::Object(out)
-        };
-        let (path, query) = log.uri.split_once('?').unwrap_or((&log.uri, ""));
-        let mut querystring = Map::new();
-        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-            let v = if v.is_empty() && !query.contains(&format!("{k}=")) {
-                Value::Bool(true)
-            } else {
-                Value::from(v.into_owned())
-            };
-            match querystring.get_mut(k.as_ref()) {
-                Some(Value::Array(list)) => list.push(v),
-                Some(prev) => *prev = Value::Array(vec![prev.clone(), v]),
-                None => {
-                    querystring.insert(k.into_owned(), v);
-                }
-            }
-        }
-        let host = self
-            .log
+        let query = log.uri.split_once('?').map_or("", |(_, q)| q);
+        let host = log
             .request_headers
             .as_ref()
             .and_then(|h| h.get(http::header::HOST))
+            .or_else(|| self.request.headers.get(http::header::HOST))
             .and_then(|v| v.to_str().ok())
+            .map(|h| {
+                // nginx's `$host`: without the port, lower-cased.
+                let bare = match h.strip_prefix('[') {
+                    Some(v6) => v6.split_once(']').map_or(h, |(a, _)| a),
+                    None => h.rsplit_once(':').map_or(h, |(a, _)| a),
+                };
+                bare.to_ascii_lowercase()
+            })
+            .or_else(|| self.request.uri.host().map(str::to_ascii_lowercase))
             .unwrap_or_default();
-        let url = format!("{}://{host}{path}", self.scheme);
-        let url = if query.is_empty() {
-            url
-        } else {
-            format!("{url}?{query}")
-        };
-        let route = self
-            .route()
-            .and_then(|r| self.snapshot.index.get("routes", &r.id));
-        let service = self
-            .service()
-            .and_then(|s| self.snapshot.index.get("services", &s.id));
+        let url = format!("{}://{host}:{}{}", self.scheme, log.server_port, log.uri);
+        let latencies = self.latencies();
+        let mut request = json!({
+            "id": &*self.id,
+            "uri": log.uri,
+            "url": url,
+            "querystring": querystring(query),
+            "method": log.method,
+            "headers": headers_json(log.request_headers.as_ref(), true),
+            "size": self.request_length(),
+        });
+        if let Some(tls) = &log.tls {
+            request["tls"] = json!({
+                "version": tls.version,
+                "cipher": tls.cipher,
+                "client_verify": "NONE",
+            });
+        }
         let mut entry = json!({
-            "request": {
-                "id": &*self.id,
-                "uri": log.uri,
-                "url": url,
-                "querystring": querystring,
-                "method": log.method,
-                "headers": headers_json(log.request_headers.as_ref()),
-                "size": log.request_size,
-            },
-            "upstream_uri": log.upstream_uri.clone().unwrap_or_default(),
+            "request": request,
+            "upstream_uri": log.upstream_uri.as_deref().unwrap_or_default(),
+            "upstream_status": log.upstream_status.map_or_else(String::new, |s| s.to_string()),
             "response": {
                 "status": log.status,
-                "headers": headers_json(log.response_headers.as_ref()),
-                "size": log.response_size,
+                "headers": headers_json(log.response_headers.as_ref(), false),
+                "size": self.bytes_sent(),
             },
             "latencies": {
-                "kong": log.request_latency.saturating_sub(log.upstream_latency.unwrap_or(0)),
-                "proxy": log.upstream_latency.map_or(-1, |l| l as i64),
-                "request": log.request_latency,
-                "receive": 0,
+                "kong": latencies.kong,
+                "proxy": latencies.proxy.map_or(-1, |l| l as i64),
+                "request": latencies.request,
+                "receive": latencies.receive,
             },
-            "tries": log.upstream_addr.as_ref().map_or_else(Vec::new, |(ip, port)| {
-                vec![json!({"ip": ip, "port": port, "balancer_latency": 0})]
-            }),
             "client_ip": self.client_ip.to_string(),
             "started_at": self.started_at_ms,
-            "source": if log.from_kong { "kong" } else { "upstream" },
+            "source": if self.proxied() { "upstream" } else { "kong" },
             "workspace": DEFAULT_WORKSPACE_ID,
             "workspace_name": "default",
         });
-        if let Some(status) = log.upstream_status {
-            entry["upstream_status"] = Value::from(status.to_string());
+        if let Some((ip, port)) = &log.upstream_addr {
+            let balancer_start = self.started_at_ms + log.proxy_latency.unwrap_or(0);
+            let mut attempt = json!({
+                "ip": ip,
+                "port": port,
+                "balancer_start": balancer_start,
+                "balancer_latency": 0,
+            });
+            if log.upstream_status.is_none() {
+                // The only attempt failed (connection refused, timeout, TLS).
+                attempt["state"] = json!("failed");
+            }
+            entry["tries"] = json!([attempt]);
         }
+        let route = self
+            .route()
+            .and_then(|r| self.snapshot.index.get("routes", &r.id));
         if let Some(route) = route {
             entry["route"] = Value::Object((**route).clone());
         }
+        let service = self
+            .service()
+            .and_then(|s| self.snapshot.index.get("services", &s.id));
         if let Some(service) = service {
             entry["service"] = Value::Object((**service).clone());
         }
@@ -492,11 +589,283 @@ impl Ctx {
             entry["consumer"] = Value::Object((**consumer).clone());
         }
         if let Some(c) = &self.credential {
-            entry["authenticated_entity"] = json!({
-                "id": c.id,
-                "consumer_id": c.consumer_id,
-            });
+            let consumer_id = c
+                .consumer_id
+                .as_deref()
+                .or_else(|| self.consumer_id())
+                .map_or(Value::Null, Value::from);
+            entry["authenticated_entity"] = json!({ "id": c.id, "consumer_id": consumer_id });
+        }
+        for (path, value) in &self.serialize_values {
+            set_serialized(&mut entry, path, value.as_ref());
         }
         entry
+    }
+}
+
+/// Sets (or, with `None`, removes) the field at `path`, creating objects on the way; a path
+/// through something other than an object is left alone.
+pub fn set_serialized(node: &mut Value, path: &[String], value: Option<&Value>) {
+    let Some(obj) = node.as_object_mut() else {
+        return;
+    };
+    match path {
+        [] => {}
+        [last] => match value {
+            Some(v) => {
+                obj.insert(last.clone(), v.clone());
+            }
+            None => {
+                obj.remove(last);
+            }
+        },
+        [first, rest @ ..] => {
+            let child = obj
+                .entry(first.clone())
+                .or_insert_with(|| Value::Object(Map::new()));
+            set_serialized(child, rest, value);
+        }
+    }
+}
+
+/// A `kong.log.set_serialize_value` key as a path: `a.b\.c` → `["a", "b.c"]`.
+pub fn serialize_key_path(key: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut chars = key.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&'.') => {
+                current.push('.');
+                chars.next();
+            }
+            '.' if !current.is_empty() => out.push(std::mem::take(&mut current)),
+            c => current.push(c),
+        }
+    }
+    out.push(current);
+    out
+}
+
+/// Headers as Kong's `get_headers()` returns them: lower-case names, a repeated header as an
+/// array of its values; request credentials redacted.
+fn headers_json(headers: Option<&HeaderMap>, redact: bool) -> Value {
+    let mut out = Map::new();
+    let Some(h) = headers else {
+        return Value::Object(out);
+    };
+    for name in h.keys() {
+        let name = name.as_str();
+        if redact && (name == "authorization" || name == "proxy-authorization") {
+            out.insert(name.to_owned(), Value::from("REDACTED"));
+            continue;
+        }
+        let mut values = h
+            .get_all(name)
+            .iter()
+            .map(|v| Value::from(String::from_utf8_lossy(v.as_bytes()).into_owned()));
+        let value = match (values.next(), values.next()) {
+            (Some(one), None) => one,
+            (Some(first), Some(second)) => {
+                let mut all = vec![first, second];
+                all.extend(values);
+                Value::Array(all)
+            }
+            (None, _) => continue,
+        };
+        out.insert(name.to_owned(), value);
+    }
+    Value::Object(out)
+}
+
+/// The query string as Kong's `get_query()` returns it: `a` alone is `true`, `a=` is `""`, a
+/// repeated argument is an array of its values.
+fn querystring(query: &str) -> Value {
+    let mut out = Map::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (raw_key, raw_value) = match pair.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (pair, None),
+        };
+        let decode = |s: &str| -> String {
+            let spaced = s.replace('+', " ");
+            percent_encoding::percent_decode_str(&spaced)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        let key = decode(raw_key);
+        if key.is_empty() {
+            continue;
+        }
+        let value = raw_value.map_or(Value::Bool(true), |v| Value::from(decode(v)));
+        match out.get_mut(&key) {
+            Some(Value::Array(list)) => list.push(value),
+            Some(prev) => *prev = Value::Array(vec![prev.take(), value]),
+            None => {
+                out.insert(key, value);
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(uri: &str) -> Ctx {
+        let request = http::Request::builder()
+            .method("GET")
+            .uri(uri)
+            .header("host", "Example.COM:8000")
+            .header("authorization", "Basic c2VjcmV0")
+            .header("proxy-authorization", "Basic c2VjcmV0")
+            .header("x-multi", "1")
+            .header("x-multi", "2")
+            .body(())
+            .expect("request")
+            .into_parts()
+            .0;
+        let mut ctx = Ctx::new(
+            Arc::new(Snapshot::empty()),
+            request,
+            "10.0.0.1".parse().expect("ip"),
+            "https",
+            "req-1",
+            Instant::now(),
+        );
+        ctx.log.uri = uri.to_owned();
+        ctx.log.method = "GET".into();
+        ctx.log.server_port = 8443;
+        ctx.log.request_headers = Some(ctx.request.headers.clone());
+        ctx
+    }
+
+    #[test]
+    fn a_proxied_request_is_serialized_as_kong_does() {
+        let mut c = ctx("/p?a=1&a=2&flag&e=&sp=x%20y+z");
+        c.log.tls = Some(TlsParams {
+            version: "TLSv1.3",
+            cipher: "TLS_AES_128_GCM_SHA256",
+        });
+        c.log.request_size = 10;
+        c.log.upstream_uri = Some("/up?a=1".into());
+        c.log.upstream_addr = Some(("127.0.0.1".into(), 9000));
+        c.log.proxy_latency = Some(3);
+        c.log.upstream_latency = Some(20);
+        c.log.upstream_status = Some(201);
+        c.log.status = 201;
+        c.log.head_latency = 24;
+        c.log.request_latency = 30;
+        c.log.response_head_size = 100;
+        c.log.response_size = 50;
+        let consumer: Doc =
+            serde_json::from_value(json!({"id": "c1", "username": "ann"})).expect("consumer");
+        c.authenticate(
+            Arc::new(consumer),
+            Some(Credential {
+                id: "cred-1".into(),
+                consumer_id: None,
+                identifier: "key".into(),
+            }),
+        );
+        let e = c.serialize();
+        let r = &e["request"];
+        assert_eq!(
+            r["url"],
+            "https://example.com:8443/p?a=1&a=2&flag&e=&sp=x%20y+z"
+        );
+        assert_eq!(
+            r["querystring"],
+            json!({"a": ["1", "2"], "flag": true, "e": "", "sp": "x y z"})
+        );
+        assert_eq!(r["headers"]["authorization"], "REDACTED");
+        assert_eq!(r["headers"]["proxy-authorization"], "REDACTED");
+        assert_eq!(r["headers"]["x-multi"], json!(["1", "2"]));
+        assert_eq!(
+            r["tls"],
+            json!({"version": "TLSv1.3", "cipher": "TLS_AES_128_GCM_SHA256", "client_verify": "NONE"})
+        );
+        assert_eq!(r["size"], c.log.request_head_size + 10);
+        assert!(c.log.request_head_size > 40);
+        assert_eq!(e["upstream_uri"], "/up?a=1");
+        assert_eq!(e["upstream_status"], "201");
+        assert_eq!(e["response"]["size"], 150);
+        assert_eq!(
+            e["latencies"],
+            json!({"kong": 3, "proxy": 20, "request": 30, "receive": 6})
+        );
+        assert_eq!(e["tries"][0]["ip"], "127.0.0.1");
+        assert_eq!(e["tries"][0]["port"], 9000);
+        assert!(e["tries"][0].get("state").is_none());
+        assert_eq!(e["source"], "upstream");
+        assert_eq!(e["consumer"]["username"], "ann");
+        assert_eq!(
+            e["authenticated_entity"],
+            json!({"id": "cred-1", "consumer_id": "c1"})
+        );
+        assert_eq!(e["client_ip"], "10.0.0.1");
+        assert_eq!(e["workspace"], DEFAULT_WORKSPACE_ID);
+        assert_eq!(e["workspace_name"], "default");
+
+        c.set_serialize_value("correlation_id", Some(json!("abc")));
+        c.set_serialize_value("request.extra.deep", Some(json!(1)));
+        c.set_serialize_value("a\\.b", Some(json!(true)));
+        c.set_serialize_value("client_ip", None);
+        let e = c.serialize();
+        assert_eq!(e["correlation_id"], "abc");
+        assert_eq!(e["request"]["extra"], json!({"deep": 1}));
+        assert_eq!(e["request"]["method"], "GET");
+        assert_eq!(e["a.b"], true);
+        assert!(e.get("client_ip").is_none());
+    }
+
+    #[test]
+    fn the_gateways_own_answer_is_serialized_as_kong_does() {
+        let mut c = ctx("/nowhere");
+        c.log.status = 404;
+        c.log.from_kong = true;
+        c.log.head_latency = 2;
+        c.log.request_latency = 2;
+        let e = c.serialize();
+        assert_eq!(e["source"], "kong");
+        assert_eq!(e["upstream_status"], "");
+        assert_eq!(e["upstream_uri"], "");
+        assert_eq!(
+            e["latencies"],
+            json!({"kong": 2, "proxy": -1, "request": 2, "receive": 0})
+        );
+        for absent in [
+            "tries",
+            "route",
+            "service",
+            "consumer",
+            "authenticated_entity",
+        ] {
+            assert!(e.get(absent).is_none(), "{absent}: {e}");
+        }
+        assert!(e["request"].get("tls").is_none());
+    }
+
+    #[test]
+    fn head_sizes_count_the_wire_bytes() {
+        let req = http::Request::builder()
+            .uri("/a?b")
+            .header("host", "x")
+            .body(())
+            .expect("request")
+            .into_parts()
+            .0;
+        // "GET /a?b HTTP/1.1\r\n" (19) + "host: x\r\n" (9) + "\r\n" (2)
+        assert_eq!(request_head_size(&req), 30);
+        let resp = http::Response::builder()
+            .status(200)
+            .header("a", "b")
+            .body(())
+            .expect("response")
+            .into_parts()
+            .0;
+        // "HTTP/1.1 200 OK\r\n" (17) + "a: b\r\n" (6) + "\r\n" (2)
+        assert_eq!(response_head_size(&resp), 25);
     }
 }

@@ -36,6 +36,8 @@ pub struct BuildEnv {
     pub node_id: String,
     /// The node's host name.
     pub hostname: String,
+    /// The node's metrics registry (`prometheus` records into it, loggers count drops in it).
+    pub metrics: Arc<super::bundled::prometheus::Metrics>,
 }
 
 /// Why the `plugins` property cannot be honoured.

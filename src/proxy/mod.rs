@@ -161,6 +161,8 @@ impl Proxy {
             id,
             started,
         );
+        ctx.log.server_port = conn.local.port();
+        ctx.log.tls = conn.tls_params;
         ctx.log.method = ctx.request.method.as_str().to_owned();
         ctx.log.uri = ctx
             .request
@@ -253,6 +255,8 @@ impl Proxy {
             return Response::from_parts(parts, body);
         }
         ctx.log.status = status;
+        ctx.log.head_latency = started.elapsed().as_millis() as u64;
+        ctx.log.response_head_size = crate::plugins::ctx::response_head_size(&parts);
         if collected.iter().any(|e| e.plugin.logs()) {
             ctx.log.response_headers = Some(parts.headers.clone());
         }

@@ -342,6 +342,20 @@ fn refusing_config() -> rustls::ClientConfig {
         })
 }
 
+/// A client configuration that encrypts without verifying the peer's certificate, and offers
+/// no ALPN: what Kong's logging plugins use towards their sinks (`ssl_verify = false`).
+pub fn unverified_client_config() -> rustls::ClientConfig {
+    let provider = provider();
+    rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map(|b| {
+            b.dangerous()
+                .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+                .with_no_client_auth()
+        })
+        .unwrap_or_else(|_| refusing_config())
+}
+
 impl TlsProfile {
     /// A profile whose handshakes always fail: for a service whose TLS settings are unusable.
     fn refusing() -> TlsProfile {

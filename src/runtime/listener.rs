@@ -41,6 +41,28 @@ pub struct ConnInfo {
     pub tls: bool,
     /// The server name the client asked for in its TLS handshake.
     pub sni: Option<Arc<str>>,
+    /// The TLS version and cipher suite negotiated, for the log serializer.
+    pub tls_params: Option<crate::plugins::ctx::TlsParams>,
+}
+
+/// The TLS parameters of an accepted connection, named as OpenSSL (and so Kong's logs) name
+/// them.
+fn tls_params(conn: &rustls::ServerConnection) -> Option<crate::plugins::ctx::TlsParams> {
+    let version = match conn.protocol_version()? {
+        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3",
+        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2",
+        _ => "unknown",
+    };
+    let suite = conn.negotiated_cipher_suite()?.suite();
+    // TLS 1.3 suites: OpenSSL drops rustls's `13` (`TLS_AES_128_GCM_SHA256`); TLS 1.2 suites
+    // keep the IANA name.
+    let cipher = match suite.as_str()? {
+        "TLS13_AES_128_GCM_SHA256" => "TLS_AES_128_GCM_SHA256",
+        "TLS13_AES_256_GCM_SHA384" => "TLS_AES_256_GCM_SHA384",
+        "TLS13_CHACHA20_POLY1305_SHA256" => "TLS_CHACHA20_POLY1305_SHA256",
+        other => other,
+    };
+    Some(crate::plugins::ctx::TlsParams { version, cipher })
 }
 
 /// Serves requests for one kind of listener (proxy, admin, status).
@@ -202,6 +224,7 @@ async fn accept_loop<H: Handler>(
                 local,
                 tls: tls.is_some(),
                 sni: None,
+                tls_params: None,
             };
             serve(stream, conn, http2, tls, handler, draining).await;
         });
@@ -278,6 +301,7 @@ async fn serve<H: Handler>(
                 Err(_) => return,
             };
             conn.sni = stream.get_ref().1.server_name().map(Arc::from);
+            conn.tls_params = tls_params(stream.get_ref().1);
             let result = match stream.get_ref().1.alpn_protocol() == Some(b"h2") {
                 true => serve_http2(stream, service(conn.clone()), &limits, draining).await,
                 false => {

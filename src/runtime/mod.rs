@@ -139,8 +139,12 @@ async fn serve(
     let env = crate::plugins::BuildEnv {
         node_id: node_id.to_string(),
         hostname: node.hostname.clone(),
+        metrics: crate::plugins::bundled::prometheus::Metrics::new(),
     };
+    // `GET /metrics` exists where Kong has it: when the prometheus plugin is enabled.
+    let metrics = env.metrics.clone();
     let registry = Arc::new(crate::plugins::Registry::from_config(&config, env)?);
+    let metrics = registry.kind("prometheus").is_some().then_some(metrics);
     let store = Store::open(&config)
         .await?
         .with_node_id(&node_id.to_string())
@@ -156,6 +160,7 @@ async fn serve(
     let settings = crate::snapshot::Settings::of(&config, registry);
     let sync = crate::snapshot::spawn_sync(store.clone(), node.snapshot.clone(), settings).await?;
     let state = AdminState {
+        metrics,
         node: node.clone(),
         store,
         config_lock: Arc::default(),

@@ -4,11 +4,19 @@ mod acl;
 mod auth;
 mod basic_auth;
 mod body_args;
+mod file_log;
 mod hmac_auth;
+mod http_log;
 mod jwt;
 mod jwt_token;
 mod key_auth;
+mod log_sink;
+pub mod prometheus;
+mod queue;
 mod request_termination;
+mod syslog;
+mod tcp_log;
+mod udp_log;
 
 use std::sync::Arc;
 
@@ -23,5 +31,11 @@ pub fn all() -> Vec<Arc<dyn Kind>> {
         Arc::new(jwt::Jwt),
         Arc::new(hmac_auth::HmacAuth),
         Arc::new(acl::Acl),
+        Arc::new(prometheus::Prometheus),
+        Arc::new(http_log::HttpLog),
+        Arc::new(file_log::FileLog),
+        Arc::new(udp_log::UdpLog),
+        Arc::new(tcp_log::TcpLog),
+        Arc::new(syslog::Syslog),
     ]
 }
