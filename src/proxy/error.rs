@@ -138,7 +138,8 @@ impl Format {
         })
     }
 
-    fn content_type(self) -> &'static str {
+    /// The `Content-Type` of a body in this format.
+    pub fn content_type(self) -> &'static str {
         match self {
             Format::Json => "application/json; charset=utf-8",
             Format::Html => "text/html; charset=utf-8",

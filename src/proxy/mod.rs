@@ -37,6 +37,7 @@ use hyper::body::Incoming;
 use crate::config::Config;
 use crate::logging::AccessEntry;
 use crate::node::Node;
+use crate::plugins::ctx::UriCaptures;
 use crate::plugins::{Ctx, Entry, Exit};
 use crate::router::{self, ProtocolMismatch, RequestInfo, Scheme};
 use crate::runtime::listener::{ConnInfo, Handler};
@@ -81,6 +82,7 @@ struct Routed {
     request_buffering: bool,
     upstream_path: String,
     prefix: Option<String>,
+    captures: Option<UriCaptures>,
 }
 
 /// A response the gateway produced, with what the log needs.
@@ -151,6 +153,7 @@ impl Proxy {
             id,
             started,
         );
+        ctx.set_server_addr(conn.local);
         ctx.log.method = ctx.request.method.as_str().to_owned();
         ctx.log.uri = ctx
             .request
@@ -415,9 +418,20 @@ impl Proxy {
                 request_buffering: m.route.request_buffering,
                 upstream_path: router::escape_path(&m.upstream_path.to_string()).into_owned(),
                 prefix: m.stripped_prefix.filter(|p| *p != "/").map(str::to_owned),
+                // Owned only when the route's regex has groups (plugins' `uri_captures`).
+                captures: m.captures.as_ref().map(|c| UriCaptures {
+                    numbered: (0..c.len()).map(|i| c.get(i).map(str::to_owned)).collect(),
+                    named: c
+                        .named()
+                        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                        .collect(),
+                }),
             }
         };
         ctx.set_route(routed.route, routed.service);
+        if let Some(captures) = routed.captures {
+            ctx.set_uri_captures(captures);
+        }
         ctx.service().ok_or(ProxyError::NoService)?;
 
         // Access: the route's plugins, collected for the later phases.
@@ -425,7 +439,7 @@ impl Proxy {
         *flow.reached_access = true;
         let mut body = Some(body);
         if !chain.is_empty() {
-            if chain.reads_body() && upgrade.is_none() {
+            if upgrade.is_none() && chain.needs_body(&ctx.request) {
                 if let Some(b) = body.take() {
                     let bytes =
                         read_body(&ctx.request.headers, b, config.client_max_body_size).await?;
@@ -467,7 +481,13 @@ impl Proxy {
             _ if service.port == default_port => service.host.clone(),
             _ => format!("{}:{}", bracket(&service.host), service.port),
         };
-        let mut path_and_query = routed.upstream_path;
+        // A plugin that changed the request's path (request-transformer's `replace.uri`, as
+        // Kong's `kong.service.request.set_path`) chose the whole upstream path itself.
+        let mut path_and_query = if ctx.upstream_path_set() || head.uri.path() != raw_path {
+            router::escape_path(head.uri.path()).into_owned()
+        } else {
+            routed.upstream_path
+        };
         if let Some(q) = head.uri.query() {
             path_and_query.push('?');
             path_and_query.push_str(q);
