@@ -621,3 +621,20 @@ fn set_path(entry: &mut Value, key: &str, value: Value) {
         at = map.entry(part.to_owned()).or_insert(Value::Null);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serialize_values_may_be_nested() {
+        let mut entry = json!({"request": {"id": "x"}});
+        set_path(&mut entry, "request.tag", json!("t"));
+        set_path(&mut entry, "top", json!(1));
+        set_path(&mut entry, "a.b.c", json!(true));
+        assert_eq!(
+            entry,
+            json!({"request": {"id": "x", "tag": "t"}, "top": 1, "a": {"b": {"c": true}}})
+        );
+    }
+}

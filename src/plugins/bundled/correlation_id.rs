@@ -194,3 +194,63 @@ impl Plugin for Instance {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::Snapshot;
+
+    fn ctx(headers: &[(&'static str, &'static str)]) -> Ctx {
+        let mut request = http::Request::new(());
+        for (k, v) in headers {
+            request
+                .headers_mut()
+                .insert(*k, HeaderValue::from_static(v));
+        }
+        Ctx::new(
+            Arc::new(Snapshot::empty()),
+            request.into_parts().0,
+            std::net::IpAddr::from([127, 0, 0, 1]),
+            "http",
+            "request-id",
+            std::time::Instant::now(),
+        )
+    }
+
+    fn instance(generator: Generator, echo: bool) -> Instance {
+        Instance {
+            header: HeaderName::from_static("kong-request-id"),
+            generator,
+            echo,
+        }
+    }
+
+    #[test]
+    fn the_id_reaches_the_log_serializer() {
+        let mut c = ctx(&[]);
+        assert!(instance(Generator::Uuid, false).access(&mut c).is_ok());
+        let sent = c.header("kong-request-id").map(str::to_owned);
+        assert!(sent.is_some());
+        assert_eq!(
+            c.serialize()["correlation_id"].as_str(),
+            sent.as_deref(),
+            "the serializer carries the id sent upstream"
+        );
+        let mut c = ctx(&[("kong-request-id", "given")]);
+        assert!(instance(Generator::UuidCounter, false)
+            .access(&mut c)
+            .is_ok());
+        assert_eq!(c.serialize()["correlation_id"], "given");
+    }
+
+    #[test]
+    fn counters_grow_across_instances() {
+        let c = ctx(&[]);
+        let a = Generator::UuidCounter.generate(&c);
+        let b = Generator::UuidCounter.generate(&c);
+        let (ua, na) = a.split_once('#').expect("uuid#n");
+        let (ub, nb) = b.split_once('#').expect("uuid#n");
+        assert_eq!(ua, ub);
+        assert!(nb.parse::<u64>().ok() > na.parse::<u64>().ok());
+    }
+}
