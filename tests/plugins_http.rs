@@ -115,6 +115,29 @@ fn upstream_header<'a>(reply: &'a Value, name: &str) -> &'a Value {
 }
 
 #[test]
+fn every_http_plugin_publishes_its_schema() {
+    let kong = Kong::start("");
+    for (name, field) in [
+        ("ip-restriction", "allow"),
+        ("cors", "origins"),
+        ("bot-detection", "deny"),
+        ("request-size-limiting", "allowed_payload_size"),
+        ("correlation-id", "generator"),
+        ("request-transformer", "http_method"),
+        ("response-transformer", "json_types"),
+    ] {
+        let r = send(
+            "GET",
+            &kong.admin(&format!("/schemas/plugins/{name}")),
+            &[],
+            None,
+        );
+        assert_eq!(r.status, 200, "{name}: {}", r.body);
+        assert!(r.body.contains(field), "{name}: {}", r.body);
+    }
+}
+
+#[test]
 fn ip_restriction_denies_first_then_allows() {
     let echo = EchoUpstream::start();
     let kong = Kong::start("");
@@ -373,6 +396,7 @@ fn cors_preflights_and_response_headers() {
         Some("http://sub.example.org:8080")
     );
     assert_eq!(allowed("http://example.org.evil.test"), None);
+    assert_eq!(allowed("http://sub.example.org.evil.test"), None);
     assert_eq!(
         allowed("https://secure.test:8443").as_deref(),
         Some("https://secure.test:8443")
