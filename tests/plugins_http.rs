@@ -435,6 +435,31 @@ fn cors_preflights_and_response_headers() {
     let r = until(&kong, "GET", "/c7", &[other], None, |r| r.status == 200);
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
 
+    // A plugin that answers before cors's access (bot-detection runs first) still gets the
+    // CORS headers on its answer.
+    route(
+        &kong,
+        &echo,
+        "c8",
+        json!(["/c8"]),
+        cors(json!({"origins": ["http://a.test", "http://b.test"]})),
+    );
+    admin(
+        &kong,
+        "POST",
+        "/routes/c8/plugins",
+        json!({"name": "bot-detection"}),
+    );
+    let bot = ("user-agent", "Googlebot/2.1");
+    let r = until(&kong, "GET", "/c8", &[origin, bot], None, |r| {
+        r.status == 403
+    });
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("http://a.test")
+    );
+    assert_eq!(r.header("vary"), Some("Origin"));
+
     let body = refused(
         &kong,
         json!({"name": "cors", "config": {"origins": ["(bad"]}}),
