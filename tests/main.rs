@@ -18,6 +18,7 @@ mod migrations;
 mod pg_harness;
 mod plugins_auth;
 mod plugins_framework;
+mod plugins_http;
 mod plugins_observe;
 mod proxy_errors;
 mod proxy_forwarding;

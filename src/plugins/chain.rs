@@ -95,6 +95,19 @@ impl Chain {
         self.reads_body
     }
 
+    /// Whether some instance needs this request's body before `access` (see
+    /// [`Plugin::needs_request_body`](super::Plugin::needs_request_body)). Every instance of a
+    /// slot is asked: the consumer is not known yet.
+    pub fn needs_body(&self, request: &http::request::Parts) -> bool {
+        self.reads_body
+            && self.slots.iter().any(|s| {
+                s.base
+                    .iter()
+                    .chain(s.consumers.values())
+                    .any(|e| e.plugin.reads_request_body() && e.plugin.needs_request_body(request))
+            })
+    }
+
     fn finish(mut self) -> Chain {
         self.reads_body = self.slots.iter().any(|s| {
             s.base

@@ -78,6 +78,35 @@ pub struct Credential {
     pub identifier: String,
 }
 
+/// The capture groups of the regex path a route matched: Kong's `uri_captures`, by number
+/// (0 is the whole match) and by name.
+#[derive(Debug, Clone, Default)]
+pub struct UriCaptures {
+    /// Groups by number; `None` for a group that did not take part.
+    pub numbered: Vec<Option<String>>,
+    /// Named groups that took part.
+    pub named: Vec<(String, String)>,
+}
+
+impl UriCaptures {
+    /// Group `i` (0 is the whole match).
+    pub fn get(&self, i: usize) -> Option<&str> {
+        self.numbered.get(i)?.as_deref()
+    }
+
+    /// The group called `name`.
+    pub fn name(&self, name: &str) -> Option<&str> {
+        self.named
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// [`Ctx::shared`] keys the context itself uses.
+const URI_CAPTURES: &str = "kong.uri_captures";
+const UPSTREAM_PATH_SET: &str = "kong.upstream_path_set";
+
 /// Facts the proxy records for the log phase.
 #[derive(Debug, Clone, Default)]
 pub struct LogFacts {
@@ -173,6 +202,7 @@ pub struct Ctx {
     /// here.
     pub request: http::request::Parts,
     client_ip: IpAddr,
+    server_addr: Option<std::net::SocketAddr>,
     scheme: &'static str,
     id: Box<str>,
     route: Option<usize>,
@@ -223,6 +253,7 @@ impl Ctx {
             snapshot,
             request,
             client_ip,
+            server_addr: None,
             scheme,
             id: id.into(),
             route: None,
@@ -249,6 +280,15 @@ impl Ctx {
     /// The client's address (after `trusted_ips` / `real_ip_header` processing).
     pub fn client_ip(&self) -> IpAddr {
         self.client_ip
+    }
+
+    /// The local address the client connected to (Kong's `server_addr` and `server_port`).
+    pub fn server_addr(&self) -> Option<std::net::SocketAddr> {
+        self.server_addr
+    }
+
+    pub(crate) fn set_server_addr(&mut self, addr: std::net::SocketAddr) {
+        self.server_addr = Some(addr);
     }
 
     /// `http` or `https`: how the client reached the gateway.
@@ -297,6 +337,48 @@ impl Ctx {
         if let Ok(v) = HeaderValue::from_str(value) {
             self.request.headers.insert(name, v);
         }
+    }
+
+    /// Kong's `kong.service.request.set_path`: `path` becomes the whole upstream path (the
+    /// route's stripping and the service's path no longer apply); characters a request line
+    /// cannot carry are percent-escaped. Fails unless `path` starts with `/`.
+    pub fn set_upstream_path(&mut self, path: &str) -> Result<(), PluginError> {
+        if !path.starts_with('/') {
+            return Err(PluginError::new(format!("path must start with /: {path}")));
+        }
+        let path = crate::router::escape_path(path);
+        let query = self.request.uri.query().map(str::to_owned);
+        self.set_path_and_query(&path, query.as_deref())?;
+        self.set_shared(UPSTREAM_PATH_SET, ());
+        Ok(())
+    }
+
+    /// Whether a plugin chose the upstream path with [`Ctx::set_upstream_path`].
+    pub(crate) fn upstream_path_set(&self) -> bool {
+        self.shared::<()>(UPSTREAM_PATH_SET).is_some()
+    }
+
+    /// Kong's `kong.service.request.set_raw_query`: the query string sent upstream (empty
+    /// for none), used as given.
+    pub fn set_upstream_query(&mut self, query: &str) -> Result<(), PluginError> {
+        let path = self.request.uri.path().to_owned();
+        self.set_path_and_query(&path, Some(query).filter(|q| !q.is_empty()))
+    }
+
+    fn set_path_and_query(&mut self, path: &str, query: Option<&str>) -> Result<(), PluginError> {
+        let pq = match query {
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_owned(),
+        };
+        let mut parts = std::mem::take(&mut self.request.uri).into_parts();
+        let result = http::uri::PathAndQuery::try_from(pq.as_str())
+            .map_err(|e| PluginError::new(format!("invalid upstream URI {pq}: {e}")));
+        if let Ok(pq) = &result {
+            parts.path_and_query = Some(pq.clone());
+        }
+        // On failure the URI goes back as it was.
+        self.request.uri = http::Uri::from_parts(parts).unwrap_or_default();
+        result.map(|_| ())
     }
 
     /// The request body, when a plugin asked for it ([`super::Plugin::reads_request_body`]).
@@ -447,9 +529,23 @@ impl Ctx {
         self.shared.get(key)?.downcast_ref()
     }
 
+    /// Shared data under `key`, to change in place.
+    pub fn shared_mut<T: Any + Send + Sync>(&mut self, key: &'static str) -> Option<&mut T> {
+        self.shared.get_mut(key)?.downcast_mut()
+    }
+
     /// Stores shared data under `key`.
     pub fn set_shared<T: Any + Send + Sync>(&mut self, key: &'static str, value: T) {
         self.shared.insert(key, Box::new(value));
+    }
+
+    /// The capture groups of the route's regex path, when it has groups.
+    pub fn uri_captures(&self) -> Option<&UriCaptures> {
+        self.shared(URI_CAPTURES)
+    }
+
+    pub(crate) fn set_uri_captures(&mut self, captures: UriCaptures) {
+        self.set_shared(URI_CAPTURES, captures);
     }
 
     /// Kong's `kong.log.set_serialize_value(key, value)`: sets (or, with `None`, removes) a

@@ -124,6 +124,15 @@ pub trait Plugin: Send + Sync + 'static {
         false
     }
 
+    /// Whether `access` needs the body of this particular request (its head is given), asked
+    /// before the body is read when [`Plugin::reads_request_body`] holds. A plugin that only
+    /// sometimes needs the body (a declared `Content-Length` suffices, the content type is one
+    /// it does not transform) answers false to leave the body streaming, unread: a request it
+    /// refuses then never has its body read.
+    fn needs_request_body(&self, _request: &http::request::Parts) -> bool {
+        true
+    }
+
     /// Whether `body_filter` does anything; bodies are passed through untouched otherwise.
     fn filters_body(&self) -> bool {
         false

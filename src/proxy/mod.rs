@@ -37,6 +37,7 @@ use hyper::body::Incoming;
 use crate::config::{ClientLimits, Config};
 use crate::logging::AccessEntry;
 use crate::node::Node;
+use crate::plugins::ctx::UriCaptures;
 use crate::plugins::{Ctx, Entry, Exit};
 use crate::router::{self, ProtocolMismatch, RequestInfo, Scheme};
 use crate::runtime::guard::Refused;
@@ -82,6 +83,7 @@ struct Routed {
     request_buffering: bool,
     upstream_path: String,
     prefix: Option<String>,
+    captures: Option<UriCaptures>,
 }
 
 /// What the access log says about the request.
@@ -163,6 +165,7 @@ impl Proxy {
         );
         ctx.log.server_port = conn.local.port();
         ctx.log.tls = conn.tls_params;
+        ctx.set_server_addr(conn.local);
         ctx.log.method = ctx.request.method.as_str().to_owned();
         ctx.log.uri = ctx
             .request
@@ -432,9 +435,20 @@ impl Proxy {
                 request_buffering: m.route.request_buffering,
                 upstream_path: router::escape_path(&m.upstream_path.to_string()).into_owned(),
                 prefix: m.stripped_prefix.filter(|p| *p != "/").map(str::to_owned),
+                // Owned only when the route's regex has groups (plugins' `uri_captures`).
+                captures: m.captures.as_ref().map(|c| UriCaptures {
+                    numbered: (0..c.len()).map(|i| c.get(i).map(str::to_owned)).collect(),
+                    named: c
+                        .named()
+                        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                        .collect(),
+                }),
             }
         };
         ctx.set_route(routed.route, routed.service);
+        if let Some(captures) = routed.captures {
+            ctx.set_uri_captures(captures);
+        }
         ctx.service().ok_or(ProxyError::NoService)?;
 
         // Access: the route's plugins, collected for the later phases.
@@ -442,7 +456,7 @@ impl Proxy {
         *flow.reached_access = true;
         let mut body = Some(body);
         if !chain.is_empty() {
-            if chain.reads_body() && upgrade.is_none() {
+            if upgrade.is_none() && chain.needs_body(&ctx.request) {
                 if let Some(b) = body.take() {
                     let bytes = read_body(
                         &ctx.request.headers,
@@ -489,7 +503,13 @@ impl Proxy {
             _ if service.port == default_port => service.host.clone(),
             _ => format!("{}:{}", bracket(&service.host), service.port),
         };
-        let mut path_and_query = routed.upstream_path;
+        // A plugin that changed the request's path (request-transformer's `replace.uri`, as
+        // Kong's `kong.service.request.set_path`) chose the whole upstream path itself.
+        let mut path_and_query = if ctx.upstream_path_set() || head.uri.path() != raw_path {
+            router::escape_path(head.uri.path()).into_owned()
+        } else {
+            routed.upstream_path
+        };
         if let Some(q) = head.uri.query() {
             path_and_query.push('?');
             path_and_query.push_str(q);

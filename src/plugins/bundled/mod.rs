@@ -4,18 +4,26 @@ mod acl;
 mod auth;
 mod basic_auth;
 mod body_args;
+mod bot_detection;
+mod correlation_id;
+mod cors;
 mod file_log;
 mod hmac_auth;
 mod http_log;
+mod ip_restriction;
 mod jwt;
 mod jwt_token;
 mod key_auth;
 mod log_sink;
 pub mod prometheus;
 mod queue;
+mod request_size_limiting;
 mod request_termination;
+mod request_transformer;
+mod response_transformer;
 mod syslog;
 mod tcp_log;
+mod transform;
 mod udp_log;
 
 use std::sync::Arc;
@@ -37,5 +45,12 @@ pub fn all() -> Vec<Arc<dyn Kind>> {
         Arc::new(udp_log::UdpLog),
         Arc::new(tcp_log::TcpLog),
         Arc::new(syslog::Syslog),
+        Arc::new(ip_restriction::IpRestriction),
+        Arc::new(cors::Cors),
+        Arc::new(bot_detection::BotDetection),
+        Arc::new(request_size_limiting::RequestSizeLimiting),
+        Arc::new(correlation_id::CorrelationId),
+        Arc::new(request_transformer::RequestTransformer),
+        Arc::new(response_transformer::ResponseTransformer),
     ]
 }
