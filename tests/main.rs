@@ -17,6 +17,7 @@ mod lifecycle;
 mod migrations;
 mod pg_harness;
 mod plugins_framework;
+mod plugins_limits;
 mod proxy_errors;
 mod proxy_forwarding;
 mod proxy_tls;
