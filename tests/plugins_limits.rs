@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use crate::support::http::{rt, send, Reply};
 use crate::support::kong::{wait_until, Kong};
 use crate::support::pg::require_pg;
-use crate::support::redis::require_redis;
+use crate::support::redis::{require_redis, require_redis_tls};
 use crate::support::upstream::EchoUpstream;
 
 fn admin(kong: &Kong, method: &str, path: &str, body: Value) -> Value {
@@ -940,4 +940,99 @@ fn response_ratelimiting_on_the_datastore_and_redis() {
     if redis.is_some() {
         response_limits_scenario(&kong, "/red", &[]);
     }
+}
+
+#[test]
+fn redis_over_tls_verified_or_not() {
+    let Some(redis) = require_redis_tls() else {
+        return;
+    };
+    let cert = redis.tls_cert.clone().expect("certificate");
+    let echo = EchoUpstream::start();
+    let kong = Kong::start(&format!("lua_ssl_trusted_certificate = {}", cert.display()));
+    let tls = |verify: bool, server_name: Option<&str>| {
+        json!({"hour": 3, "policy": "redis", "limit_by": "header", "header_name": "x-client",
+            "fault_tolerant": false,
+            "redis": {"host": "127.0.0.1", "port": redis.port, "ssl": true, "ssl_verify": verify,
+                "server_name": server_name}})
+    };
+    for (name, config) in [
+        ("plain", tls(false, None)),
+        ("verified", tls(true, Some("localhost"))),
+        // The certificate is for localhost, not for the address.
+        ("wrong-name", tls(true, None)),
+    ] {
+        route(&kong, name, &format!("/{name}"), &echo.url());
+        admin(
+            &kong,
+            "POST",
+            &format!("/routes/{name}/plugins"),
+            json!({"name": "rate-limiting", "config": config}),
+        );
+    }
+    until_header(
+        &kong,
+        "/plain",
+        &[("x-client", "t")],
+        "x-ratelimit-limit-hour",
+    );
+    let r = until_header(
+        &kong,
+        "/verified",
+        &[("x-client", "t")],
+        "x-ratelimit-limit-hour",
+    );
+    assert_eq!(r.status, 200);
+    let r = until_status(&kong, "/wrong-name", &[("x-client", "t")], 500);
+    assert_eq!(r.json()["message"], "An unexpected error occurred");
+}
+
+#[test]
+fn redis_sync_rate_counts_locally_and_sends_later() {
+    let Some(redis) = require_redis(None) else {
+        return;
+    };
+    let echo = EchoUpstream::start();
+    let kong = Kong::start("");
+    route(&kong, "sync", "/sync", &echo.url());
+    admin(
+        &kong,
+        "POST",
+        "/routes/sync/plugins",
+        json!({"name": "rate-limiting", "config": {"hour": 3, "policy": "redis", "sync_rate": 0.2,
+            "limit_by": "header", "header_name": "x-client",
+            "redis": {"host": "127.0.0.1", "port": redis.port}}}),
+    );
+    until_header(
+        &kong,
+        "/sync",
+        &[("x-client", "warm")],
+        "x-ratelimit-limit-hour",
+    );
+    fresh_window(3600);
+    let who = [("x-client", "s")];
+    for left in ["2", "1", "0"] {
+        let r = pass(&kong, "/sync", &who, 1);
+        assert_eq!(header(&r, "x-ratelimit-remaining-hour"), left);
+    }
+    assert_eq!(get(&kong, "/sync", &who).status, 429);
+    // Within a few sync periods, Redis holds the three requests.
+    let value = || {
+        let keys = redis.cmd(0, &["KEYS", "ratelimit:*:s:*:hour"]);
+        let redis::Value::Array(keys) = keys else {
+            return None;
+        };
+        let key = match keys.first() {
+            Some(redis::Value::BulkString(k)) => String::from_utf8_lossy(k).into_owned(),
+            _ => return None,
+        };
+        match redis.cmd(0, &["GET", &key]) {
+            redis::Value::BulkString(v) => String::from_utf8_lossy(&v).parse::<i64>().ok(),
+            _ => None,
+        }
+    };
+    let synced = wait_until(Duration::from_secs(5), || value().is_some_and(|v| v >= 3));
+    assert!(synced, "Redis has {:?}", value());
+    // Counted in Redis, the limit holds after the local view was dropped.
+    assert_eq!(get(&kong, "/sync", &who).status, 429);
 }

@@ -25,6 +25,8 @@ pub struct TestRedis {
     pub port: u16,
     /// `requirepass`, when set.
     pub password: Option<String>,
+    /// With TLS only: the server's certificate (PEM file), for `lua_ssl_trusted_certificate`.
+    pub tls_cert: Option<std::path::PathBuf>,
     child: Option<Child>,
     dir: tempfile::TempDir,
 }
@@ -70,7 +72,16 @@ fn on_ci() -> bool {
 
 /// A fresh server for a test, or `None` (printed as `SKIPPED:`) when none can be had off CI.
 pub fn require_redis(password: Option<&str>) -> Option<TestRedis> {
-    match TestRedis::start(password) {
+    required(TestRedis::start(password))
+}
+
+/// A fresh TLS-only server ([`TestRedis::start_tls`]), or `None` as [`require_redis`].
+pub fn require_redis_tls() -> Option<TestRedis> {
+    required(TestRedis::start_tls())
+}
+
+fn required(started: Result<TestRedis, String>) -> Option<TestRedis> {
+    match started {
         Ok(r) => Some(r),
         Err(reason) if !on_ci() => {
             let test = std::thread::current()
@@ -91,6 +102,30 @@ impl TestRedis {
         let mut r = TestRedis {
             port: free_port(),
             password: password.map(str::to_owned),
+            tls_cert: None,
+            child: None,
+            dir,
+        };
+        r.restart()?;
+        Ok(r)
+    }
+
+    /// Starts a server that speaks only TLS, with a self-signed certificate for `localhost`.
+    pub fn start_tls() -> Result<TestRedis, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+            .map_err(|e| e.to_string())?;
+        let cert = dir.path().join("redis.crt");
+        std::fs::write(&cert, certified.cert.pem()).map_err(|e| e.to_string())?;
+        std::fs::write(
+            dir.path().join("redis.key"),
+            certified.key_pair.serialize_pem(),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut r = TestRedis {
+            port: free_port(),
+            password: None,
+            tls_cert: Some(cert),
             child: None,
             dir,
         };
@@ -102,8 +137,17 @@ impl TestRedis {
     pub fn restart(&mut self) -> Result<(), String> {
         let bin = binary()?;
         let mut cmd = Command::new(bin);
-        cmd.args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        match &self.tls_cert {
+            None => cmd.args(["--port", &self.port.to_string()]),
+            Some(cert) => cmd
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(cert)
+                .arg("--tls-key-file")
+                .arg(self.dir.path().join("redis.key"))
+                .args(["--tls-auth-clients", "no"]),
+        };
+        cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--daemonize", "no", "--protected-mode", "no"])
             .arg("--dir")
             .arg(self.dir.path());
@@ -131,7 +175,12 @@ impl TestRedis {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if self.ping() {
+            if self.tls_cert.is_some() {
+                // No TLS client here: a listening port is as much as can be checked.
+                if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                    return Ok(());
+                }
+            } else if self.ping() {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));

@@ -432,11 +432,12 @@ impl RedisConn {
         for (&i, value) in missing.iter().zip(fetched) {
             values[i] = value;
             self.sync.with(&keys[i], |map| {
-                // The fetch counted one in Redis already.
+                // The fetch counted this request in Redis already: Redis holds `value + 1`,
+                // and the request's own `sync_add` must not send it again.
                 map.insert(
                     keys[i].clone(),
                     SyncEntry {
-                        usage: value,
+                        usage: value + 1,
                         delta: -1,
                         expire_at: expire_at[i],
                     },
