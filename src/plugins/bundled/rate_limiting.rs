@@ -135,6 +135,17 @@ fn check_entity(doc: &Doc, ctx: &Context<'_>, at: &Path, errs: &mut SchemaErrors
 }
 
 impl RateLimiting {
+    fn schema_with(&self, dbless: bool) -> PluginSchema {
+        PluginSchema {
+            name: self.name().into(),
+            config: RateLimiting::config(dbless),
+            protocols: None,
+            no_consumer: false,
+            no_route: false,
+            no_service: false,
+        }
+    }
+
     fn config(dbless: bool) -> Record {
         let mut fields: Vec<(&str, Field)> =
             PERIODS.iter().map(|p| (p.name(), limit_field())).collect();
@@ -190,19 +201,13 @@ impl Kind for RateLimiting {
         910
     }
 
+    /// The schema on a node with a database (`cluster` allowed).
     fn schema(&self) -> PluginSchema {
-        self.schema_for(&BuildEnv::default())
+        self.schema_with(false)
     }
 
     fn schema_for(&self, env: &BuildEnv) -> PluginSchema {
-        PluginSchema {
-            name: self.name().into(),
-            config: RateLimiting::config(env.dbless),
-            protocols: None,
-            no_consumer: false,
-            no_route: false,
-            no_service: false,
-        }
+        self.schema_with(env.dbless)
     }
 
     fn build(&self, config: &Doc, env: &BuildEnv) -> Result<Arc<dyn Plugin>, String> {
@@ -297,20 +302,19 @@ impl Instance {
         let Some(usage) = usage else {
             return true;
         };
-        let remaining: Vec<f64> = self
-            .windows
-            .iter()
-            .zip(usage)
-            .map(|(w, used)| w.limit - *used as f64)
-            .collect();
+        let mut remaining = [0.0; PERIODS.len()];
+        for (i, (w, used)) in self.windows.iter().zip(usage).enumerate() {
+            remaining[i] = w.limit - *used as f64;
+        }
+        let remaining = &remaining[..self.windows.len().min(usage.len())];
         // The largest exhausted window, as Kong would report one of them.
         let stop = remaining.iter().rposition(|r| *r <= 0.0);
         let mut reset = 1;
         if !self.hide_client_headers {
             // The most restrictive window: least remaining, then the longest.
             let mut best: Option<(f64, f64, i64)> = None;
-            for (i, w) in self.windows.iter().enumerate() {
-                let mut left = remaining[i];
+            for (i, (w, &left)) in self.windows.iter().zip(remaining).enumerate() {
+                let mut left = left;
                 if stop.is_none() || stop == Some(i) {
                     left -= 1.0;
                 }
@@ -478,5 +482,88 @@ impl Plugin for Instance {
                 Ok(Step::Wait(Box::pin(self.redis(ctx, conn, identifier, now))))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use http::HeaderMap;
+
+    use super::*;
+    use crate::snapshot::Snapshot;
+
+    fn instance(config: Value) -> Arc<dyn Plugin> {
+        let Value::Object(config) = config else {
+            panic!("config is an object")
+        };
+        RateLimiting
+            .build(&config, &BuildEnv::default())
+            .expect("instance")
+    }
+
+    fn request(plugin: &Arc<dyn Plugin>) -> (Option<Exit>, HeaderMap) {
+        let (head, ()) = http::Request::get("/x")
+            .body(())
+            .expect("request")
+            .into_parts();
+        let ip = "10.0.0.1".parse().expect("ip");
+        let mut ctx = Ctx::new(
+            Arc::new(Snapshot::empty()),
+            head,
+            ip,
+            "http",
+            "id",
+            Instant::now(),
+        );
+        match plugin.access(&mut ctx) {
+            Ok(Step::Done) => {}
+            _ => panic!("the local policy answers at once"),
+        }
+        let headers = ctx.take_response_headers().map(|h| *h).unwrap_or_default();
+        (ctx.exit.take(), headers)
+    }
+
+    fn text<'a>(h: &'a HeaderMap, name: &str) -> &'a str {
+        h.get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("<none>")
+    }
+
+    #[test]
+    fn the_most_restrictive_window_is_reported_and_only_it_counts_a_rejection() {
+        let plugin = instance(json!({"minute": 100, "hour": 2, "limit_by": "ip"}));
+        let (exit, h) = request(&plugin);
+        assert!(exit.is_none());
+        assert_eq!(text(&h, "x-ratelimit-remaining-hour"), "1");
+        assert_eq!(text(&h, "ratelimit-limit"), "2");
+        assert_eq!(text(&h, "ratelimit-remaining"), "1");
+        let (exit, h) = request(&plugin);
+        assert!(exit.is_none());
+        assert_eq!(text(&h, "ratelimit-remaining"), "0");
+        let (exit, h) = request(&plugin);
+        let exit = exit.expect("limited");
+        assert_eq!(exit.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(&exit.body[..], br#"{"message":"API rate limit exceeded"}"#);
+        assert_eq!(text(&h, "x-ratelimit-remaining-hour"), "0");
+        // Two counted; the rejected request is not taken off the minute.
+        let minute: u32 = text(&h, "x-ratelimit-remaining-minute")
+            .parse()
+            .expect("number");
+        assert!(minute >= 98, "{minute}");
+        assert_eq!(text(&h, "retry-after"), text(&h, "ratelimit-reset"));
+        let reset: i64 = text(&h, "ratelimit-reset").parse().expect("seconds");
+        assert!((1..=3600).contains(&reset));
+    }
+
+    #[test]
+    fn equal_remaining_reports_the_longer_window() {
+        let plugin = instance(json!({"hour": 5, "day": 5, "limit_by": "ip"}));
+        let (_, h) = request(&plugin);
+        assert_eq!(text(&h, "ratelimit-remaining"), "4");
+        let reset: i64 = text(&h, "ratelimit-reset").parse().expect("seconds");
+        let now = unix_now();
+        assert_eq!(reset, 86400 - (now - Period::Day.start(now)));
     }
 }

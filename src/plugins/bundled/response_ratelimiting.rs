@@ -90,6 +90,17 @@ fn check_limit(doc: &Doc, _: &Context<'_>, at: &Path, errs: &mut SchemaErrors) {
 }
 
 impl ResponseRateLimiting {
+    fn schema_with(&self, dbless: bool) -> PluginSchema {
+        PluginSchema {
+            name: self.name().into(),
+            config: ResponseRateLimiting::config(dbless),
+            protocols: None,
+            no_consumer: false,
+            no_route: false,
+            no_service: false,
+        }
+    }
+
     fn config(dbless: bool) -> Record {
         let periods: Vec<(&str, Field)> =
             PERIODS.iter().map(|p| (p.name(), limit_field())).collect();
@@ -145,19 +156,13 @@ impl Kind for ResponseRateLimiting {
         900
     }
 
+    /// The schema on a node with a database (`cluster` allowed).
     fn schema(&self) -> PluginSchema {
-        self.schema_for(&BuildEnv::default())
+        self.schema_with(false)
     }
 
     fn schema_for(&self, env: &BuildEnv) -> PluginSchema {
-        PluginSchema {
-            name: self.name().into(),
-            config: ResponseRateLimiting::config(env.dbless),
-            protocols: None,
-            no_consumer: false,
-            no_route: false,
-            no_service: false,
-        }
+        self.schema_with(env.dbless)
     }
 
     fn build(&self, config: &Doc, env: &BuildEnv) -> Result<Arc<dyn Plugin>, String> {
@@ -569,5 +574,36 @@ impl Plugin for Instance {
 
     fn filters_body(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_headers_parse_as_kong_parses_them() {
+        let limit = |name: &str| Limit {
+            name: name.into(),
+            windows: Vec::new(),
+            upstream_header: None,
+            local_scope: String::new(),
+        };
+        let limits = [limit("images"), limit("videos")];
+        let mut headers = http::HeaderMap::new();
+        headers.append(
+            "x-kong-limit",
+            HeaderValue::from_static(" videos = 2, bad, x=1, images=a"),
+        );
+        headers.append("x-kong-limit", HeaderValue::from_static("images=3=4"));
+        assert_eq!(
+            increments(&limits, headers.get_all("x-kong-limit")),
+            [None, Some(2.0)]
+        );
+        headers.append("x-kong-limit", HeaderValue::from_static("images=1.5"));
+        assert_eq!(
+            increments(&limits, headers.get_all("x-kong-limit")),
+            [Some(1.5), Some(2.0)]
+        );
     }
 }
