@@ -505,6 +505,74 @@ mod tests {
         );
     }
 
+    fn ctx(uri: &str, headers: &[(&str, &str)]) -> Ctx {
+        let mut builder = http::Request::get(uri);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let (head, ()) = builder.body(()).expect("request").into_parts();
+        Ctx::new(
+            Arc::new(crate::snapshot::Snapshot::empty()),
+            head,
+            "192.0.2.7".parse().expect("ip"),
+            "http",
+            "id",
+            std::time::Instant::now(),
+        )
+    }
+
+    fn by(config: Value) -> LimitBy {
+        let Value::Object(config) = config else {
+            panic!("object")
+        };
+        LimitBy::from_config(&config).expect("limit_by")
+    }
+
+    #[test]
+    fn identifiers_fall_back_to_the_client_ip() {
+        let mut ip = IpText::default();
+        let mut c = ctx("/a/b?x=1", &[("x-client", "h1")]);
+        let consumer = by(json!({"limit_by": "consumer"}));
+        let credential = by(json!({"limit_by": "credential"}));
+        assert_eq!(consumer.identify(&c, &mut ip), "192.0.2.7");
+        assert_eq!(credential.identify(&c, &mut ip), "192.0.2.7");
+        assert_eq!(
+            by(json!({"limit_by": "service"})).identify(&c, &mut ip),
+            "192.0.2.7"
+        );
+        let header = by(json!({"limit_by": "header", "header_name": "X-Client"}));
+        assert_eq!(header.identify(&c, &mut ip), "h1");
+        let other = by(json!({"limit_by": "header", "header_name": "x-other"}));
+        assert_eq!(other.identify(&c, &mut ip), "192.0.2.7");
+        assert_eq!(
+            by(json!({"limit_by": "path", "path": "/a/b"})).identify(&c, &mut ip),
+            "/a/b"
+        );
+        assert_eq!(
+            by(json!({"limit_by": "path", "path": "/a"})).identify(&c, &mut ip),
+            "192.0.2.7"
+        );
+
+        // A credential without a consumer, then a consumer.
+        let doc = |v: Value| match v {
+            Value::Object(m) => Arc::new(m),
+            _ => panic!("object"),
+        };
+        c.authenticate(
+            doc(json!({})),
+            Some(crate::plugins::Credential {
+                id: "cred-1".into(),
+                consumer_id: None,
+                identifier: "k".into(),
+            }),
+        );
+        assert_eq!(consumer.identify(&c, &mut ip), "cred-1");
+        assert_eq!(credential.identify(&c, &mut ip), "cred-1");
+        c.authenticate(doc(json!({"id": "consumer-1"})), None);
+        assert_eq!(consumer.identify(&c, &mut ip), "consumer-1");
+        assert_eq!(credential.identify(&c, &mut ip), "192.0.2.7");
+    }
+
     #[test]
     fn numbers_print_as_kong_prints_them() {
         assert_eq!(number(5.0), "5");
