@@ -361,7 +361,7 @@ services:
     plugins:
       - name: custom-auth
 plugins:
-  - name: rate-limiting
+  - name: my-custom-plugin
     config: {minute: 10}
 "#,
     );
@@ -370,7 +370,7 @@ plugins:
         &out,
         &[
             "services[0].plugins[0].name: plugin 'custom-auth' not enabled; add it to the 'plugins' configuration property",
-            "plugins[0].name: plugin 'rate-limiting' not enabled; add it to the 'plugins' configuration property",
+            "plugins[0].name: plugin 'my-custom-plugin' not enabled; add it to the 'plugins' configuration property",
         ],
     );
 }

@@ -19,6 +19,7 @@ mod pg_harness;
 mod plugins_auth;
 mod plugins_framework;
 mod plugins_http;
+mod plugins_limits;
 mod plugins_observe;
 mod proxy_errors;
 mod proxy_forwarding;

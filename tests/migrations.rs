@@ -73,8 +73,9 @@ on_both! {
             "migrating core on database '",
             "core migrated up to: 000_base (executed)",
             "core migrated up to: 001_entities (executed)",
-            "2 migrations processed",
-            "2 executed",
+            "core migrated up to: 002_ratelimiting_metrics (executed)",
+            "3 migrations processed",
+            "3 executed",
             "Database is up-to-date",
         ] {
             assert!(said.contains(line), "missing {line:?} in:\n{said}");
@@ -84,7 +85,7 @@ on_both! {
         let list = t.kong(&["list"]);
         assert_code(&list, 0);
         assert!(
-            text(&list).contains("Executed migrations:\ncore: 000_base, 001_entities"),
+            text(&list).contains("Executed migrations:\ncore: 000_base, 001_entities, 002_ratelimiting_metrics"),
             "{}",
             text(&list)
         );
@@ -102,7 +103,7 @@ on_both! {
         assert_code(&status, 0);
         let json: Value = serde_json::from_slice(&status.stdout).expect("status prints JSON");
         assert_eq!(json["needs_bootstrap"], false);
-        assert_eq!(json["executed"]["core"], serde_json::json!(["000_base", "001_entities"]));
+        assert_eq!(json["executed"]["core"], serde_json::json!(["000_base", "001_entities", "002_ratelimiting_metrics"]));
         assert_eq!(json["new"], serde_json::json!({}));
     }
 }
@@ -131,7 +132,7 @@ on_both! {
         let forced = t.kong(&["bootstrap", "--force"]);
         assert_code(&forced, 0);
         assert!(text(&forced).contains("Database successfully reset"), "{}", text(&forced));
-        assert!(text(&forced).contains("2 migrations processed"), "{}", text(&forced));
+        assert!(text(&forced).contains("3 migrations processed"), "{}", text(&forced));
         assert_code(&t.kong(&["list"]), 0);
     }
 }
@@ -145,11 +146,11 @@ on_both! {
         for out in &outs {
             assert_code(out, 0);
         }
-        let did_work = outs.iter().filter(|o| text(o).contains("2 migrations processed")).count();
+        let did_work = outs.iter().filter(|o| text(o).contains("3 migrations processed")).count();
         let no_op = outs.iter().filter(|o| text(o).contains("Database already bootstrapped")).count();
         assert_eq!((did_work, no_op), (1, 1), "{}\n---\n{}", text(&outs[0]), text(&outs[1]));
         assert_code(&t.kong(&["list"]), 0);
-        assert_eq!(t.sql("SELECT CAST(count(*) AS TEXT) FROM migration_state"), "2");
+        assert_eq!(t.sql("SELECT CAST(count(*) AS TEXT) FROM migration_state"), "3");
     }
 }
 
@@ -197,8 +198,10 @@ on_both! {
         assert!(rt().block_on(migrator.state()).expect("state").new.is_empty());
         let upgraded = Migrator::new(db.clone(), t.embedded());
         let state = rt().block_on(upgraded.state()).expect("state");
-        assert_eq!(state.new, ["001_entities"]);
-        record_as_other_node(&db, &t.embedded()[1]);
+        assert_eq!(state.new, ["001_entities", "002_ratelimiting_metrics"]);
+        for m in &t.embedded()[1..] {
+            record_as_other_node(&db, m);
+        }
         rt().block_on(lock.release());
 
         let rest: Vec<String> = lines.map(|l| l.expect("utf-8")).collect();
@@ -304,8 +307,8 @@ on_both! {
         assert_code(&up, 0);
         for line in [
             "core migrated up to: 001_entities (executed)",
-            "1 migration processed",
-            "1 executed",
+            "2 migrations processed",
+            "2 executed",
             "Database is up-to-date",
         ] {
             assert!(text(&up).contains(line), "missing {line:?} in:\n{}", text(&up));

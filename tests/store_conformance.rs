@@ -283,7 +283,7 @@ async fn validation_reports_every_error_at_once(s: Store) {
     );
     assert_eq!(
         body["message"],
-        "4 schema violations (colour: unknown field; port: value should be between 0 and 65535; protocol: expected one of: grpc, grpcs, http, https, tcp, tls, tls_passthrough, udp; retries: expected an integer)"
+        "4 schema violations (colour: unknown field; port: value should be between 0 and 65535; protocol: expected one of: grpc, grpcs, http, https, tcp, tls, tls_passthrough, udp, ws, wss; retries: expected an integer)"
     );
     let err = insert_err(
         &s,

@@ -180,7 +180,7 @@ impl Plugins {
                         Some(Value::Object(c)) => c.clone(),
                         _ => Doc::new(),
                     };
-                    let plugin = match kind.build(&config, registry.env()) {
+                    let plugin = match kind.build_entity(doc, &config, registry.env()) {
                         Ok(p) => p,
                         Err(e) => {
                             problems.push(format!("plugin {id} ({name}): {e}"));

@@ -26,6 +26,25 @@ pub trait Kind: Send + Sync + 'static {
     /// An instance for a validated `config`. Runs when the snapshot is built; an error skips
     /// the instance (logged) and keeps the rest of the configuration serving.
     fn build(&self, config: &Doc, env: &BuildEnv) -> Result<Arc<dyn Plugin>, String>;
+
+    /// The schema on a node like `env` describes; by default [`Kind::schema`]. Plugins whose
+    /// accepted values depend on the node (rate-limiting refuses the `cluster` policy without
+    /// a database, as Kong does) override this.
+    fn schema_for(&self, _env: &BuildEnv) -> PluginSchema {
+        self.schema()
+    }
+
+    /// An instance for the stored plugin entity `plugin` (its scope: `route`, `service`,
+    /// `consumer`) with its validated `config`; by default [`Kind::build`]. Plugins whose
+    /// state is keyed by their scope (rate-limiting counters, like Kong's) override this.
+    fn build_entity(
+        &self,
+        _plugin: &Doc,
+        config: &Doc,
+        env: &BuildEnv,
+    ) -> Result<Arc<dyn Plugin>, String> {
+        self.build(config, env)
+    }
 }
 
 /// What plugin instances may hold on to beyond their config: node-wide services that outlive
@@ -38,6 +57,11 @@ pub struct BuildEnv {
     pub hostname: String,
     /// The node's metrics registry (`prometheus` records into it, loggers count drops in it).
     pub metrics: Arc<super::bundled::prometheus::Metrics>,
+    /// The node runs without a database of its own (DB-less, or a control plane): plugins
+    /// refuse what would need one.
+    pub dbless: bool,
+    /// Rate-limit counters (local, datastore, Redis) shared by the rate limiting plugins.
+    pub counters: super::bundled::limits::Counters,
 }
 
 /// Why the `plugins` property cannot be honoured.
@@ -84,7 +108,7 @@ impl Registry {
         }
         kinds.sort_by_key(|k| k.name());
         kinds.dedup_by_key(|k| k.name());
-        let schemas = kinds.iter().map(|k| k.schema()).collect();
+        let schemas = kinds.iter().map(|k| k.schema_for(&env)).collect();
         Ok(Registry {
             kinds,
             schemas,
@@ -92,11 +116,14 @@ impl Registry {
         })
     }
 
-    /// The enabled plugins of the `plugins` property among the bundled ones.
+    /// The enabled plugins of the `plugins` property among the bundled ones, on a node whose
+    /// `database` and `role` `config` gives (see [`BuildEnv::dbless`]).
     pub fn from_config(
         config: &crate::config::Config,
-        env: BuildEnv,
+        mut env: BuildEnv,
     ) -> Result<Registry, RegistryError> {
+        env.dbless =
+            config.database == crate::config::Database::Off || config.role == "control_plane";
         Registry::new(&config.plugins, super::bundled(), env)
     }
 

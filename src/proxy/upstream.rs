@@ -274,6 +274,24 @@ fn trusted_roots(entries: &[String]) -> Result<Roots, String> {
     Ok(store)
 }
 
+/// A TLS client configuration for the gateway's side connections (a rate limiting plugin's
+/// Redis): with `verify`, server certificates are checked against `trusted`
+/// (`lua_ssl_trusted_certificate` entries) up to `depth` intermediates; without, the
+/// connection is encrypted but the server not authenticated (Kong's `ssl_verify = false`).
+pub fn side_tls_config(
+    trusted: &[String],
+    verify: bool,
+    depth: u8,
+) -> Result<Arc<rustls::ClientConfig>, String> {
+    let roots = match verify {
+        true => Some((Arc::new(trusted_roots(trusted)?), depth)),
+        false => None,
+    };
+    let mut config = (*profile(u64::MAX - 1, roots, None).h1).clone();
+    config.alpn_protocols.clear();
+    Ok(Arc::new(config))
+}
+
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }

@@ -136,17 +136,24 @@ async fn serve(
     let signals = Signals::install()?;
     let node_id = crate::node::resolve_id(&config);
     let node = Node::new(config.clone(), node_id).map_err(RuntimeError::Logs)?;
+    let opened = Store::open(&config).await?;
+    // Created once here, so rate-limit counters outlive every configuration rebuild.
+    let counters = crate::plugins::bundled::limits::Counters::new(
+        (config.database != config::Database::Off).then(|| opened.clone()),
+        config.lua_ssl_trusted_certificate.clone(),
+    );
     let env = crate::plugins::BuildEnv {
         node_id: node_id.to_string(),
         hostname: node.hostname.clone(),
         metrics: crate::plugins::bundled::prometheus::Metrics::new(),
+        dbless: false,
+        counters,
     };
     // `GET /metrics` exists where Kong has it: when the prometheus plugin is enabled.
     let metrics = env.metrics.clone();
     let registry = Arc::new(crate::plugins::Registry::from_config(&config, env)?);
     let metrics = registry.kind("prometheus").is_some().then_some(metrics);
-    let store = Store::open(&config)
-        .await?
+    let store = opened
         .with_node_id(&node_id.to_string())
         .with_plugins(registry.clone());
     if config.database == config::Database::Off {

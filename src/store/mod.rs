@@ -9,6 +9,7 @@
 //! local channel that the node's configuration rebuild listens to.
 
 mod backend;
+pub mod counters;
 pub mod dao;
 pub mod entities;
 pub mod error;

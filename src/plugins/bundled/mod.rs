@@ -14,12 +14,15 @@ mod ip_restriction;
 mod jwt;
 mod jwt_token;
 mod key_auth;
+pub mod limits;
 mod log_sink;
 pub mod prometheus;
 mod queue;
+mod rate_limiting;
 mod request_size_limiting;
 mod request_termination;
 mod request_transformer;
+mod response_ratelimiting;
 mod response_transformer;
 mod syslog;
 mod tcp_log;
@@ -52,5 +55,7 @@ pub fn all() -> Vec<Arc<dyn Kind>> {
         Arc::new(correlation_id::CorrelationId),
         Arc::new(request_transformer::RequestTransformer),
         Arc::new(response_transformer::ResponseTransformer),
+        Arc::new(rate_limiting::RateLimiting),
+        Arc::new(response_ratelimiting::ResponseRateLimiting),
     ]
 }

@@ -97,6 +97,10 @@ pub static SQLITE: &[Migration] = &[
         "001_entities",
         include_str!("../../../migrations/sqlite/001_entities.sql"),
     ),
+    Migration::new(
+        "002_ratelimiting_metrics",
+        include_str!("../../../migrations/sqlite/002_ratelimiting_metrics.sql"),
+    ),
 ];
 
 /// The PostgreSQL migrations, in order.
@@ -108,6 +112,10 @@ pub static POSTGRES: &[Migration] = &[
     Migration::new(
         "001_entities",
         include_str!("../../../migrations/postgres/001_entities.sql"),
+    ),
+    Migration::new(
+        "002_ratelimiting_metrics",
+        include_str!("../../../migrations/postgres/002_ratelimiting_metrics.sql"),
     ),
 ];
 

@@ -73,6 +73,9 @@ pub struct Record {
     pub fields: Vec<(String, Field)>,
     /// Checks over several fields.
     pub checks: Vec<EntityCheck>,
+    /// Deprecated input forms rewritten into real fields before validation (Kong's
+    /// `shorthand_fields`, e.g. rate-limiting's flat `redis_host` into `redis.host`).
+    pub shorthands: Vec<RecordShorthand>,
 }
 
 impl Record {
@@ -81,7 +84,14 @@ impl Record {
         Record {
             fields: fields.into_iter().map(|(n, f)| (n.to_owned(), f)).collect(),
             checks: Vec::new(),
+            shorthands: Vec::new(),
         }
+    }
+
+    /// Adds shorthands, applied to the input in order before the fields are validated.
+    pub fn shorthands(mut self, shorthands: Vec<RecordShorthand>) -> Record {
+        self.shorthands = shorthands;
+        self
     }
 
     /// Adds multi-field checks.
@@ -266,6 +276,10 @@ pub enum Timestamps {
 
 /// Turns shorthand input (e.g. a service's `url`) into real fields before validation.
 pub type Shorthand = fn(&mut Doc) -> Result<(), SchemaErrors>;
+
+/// Rewrites a record's input before its fields are validated; whatever it moves is then
+/// validated (and reported) where it landed.
+pub type RecordShorthand = fn(&mut Doc);
 
 /// A stored entity type.
 #[derive(Debug, Clone)]

@@ -97,6 +97,9 @@ fn record(
     ctx: &Context<'_>,
     errs: &mut SchemaErrors,
 ) -> Doc {
+    for shorthand in &rec.shorthands {
+        shorthand(&mut input);
+    }
     let mut out = Map::new();
     for (name, field) in &rec.fields {
         let path = at.key(name);
