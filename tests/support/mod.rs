@@ -4,4 +4,5 @@
 pub mod http;
 pub mod kong;
 pub mod pg;
+pub mod stream;
 pub mod upstream;
