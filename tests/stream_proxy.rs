@@ -86,6 +86,10 @@ fn tcp_route_added_through_the_admin_api_takes_effect_without_restart() {
         .expect("timeout");
     assert_eq!(exchange(&mut stream, "one"), Ok("echo one".into()));
     assert_eq!(exchange(&mut stream, "two"), Ok("echo two".into()));
+    // Stream connections count in the node's connections (this request is one more).
+    let status = crate::support::http::get(&kong.admin("/status")).json();
+    let active = status["server"]["connections_active"].as_i64();
+    assert!(active.is_some_and(|n| n >= 2), "{status}");
 }
 
 #[test]
@@ -285,4 +289,64 @@ fn stream_listeners_follow_reload() {
         std::net::TcpStream::connect(("127.0.0.1", first)).is_err()
     });
     assert!(closed, "the listener removed by reload stopped accepting");
+}
+
+#[test]
+fn tcp_route_to_a_tls_service_encrypts_upstream() {
+    let port = free_port();
+    let kong = Kong::start(&format!("stream_listen = 127.0.0.1:{port}"));
+    let secure = TlsEcho::start("backend.test", "secure");
+    service(&kong, "secure", "tls", secure.addr.port(), json!({}));
+    route(
+        &kong,
+        "secure",
+        json!({"protocols": ["tcp"], "destinations": [{"port": port}]}),
+    );
+    // The client speaks in clear; only a TLS client could have talked to the echo.
+    wait_answer("secure hello", || tcp_line(port, "hello"));
+}
+
+#[test]
+fn quit_stops_accepting_and_waits_for_relayed_connections() {
+    let port = free_port();
+    let mut kong = Kong::start(&format!("stream_listen = 127.0.0.1:{port}"));
+    let pid = kong.pid().expect("pid");
+    let echo = TcpEcho::start("echo");
+    service(&kong, "echo", "tcp", echo.addr.port(), json!({}));
+    route(
+        &kong,
+        "echo",
+        json!({"protocols": ["tcp"], "destinations": [{"port": port}]}),
+    );
+    wait_answer("echo ready", || tcp_line(port, "ready"));
+    let mut open = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    open.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    assert_eq!(exchange(&mut open, "one"), Ok("echo one".into()));
+
+    let prefix = kong.prefix();
+    let quitter = std::thread::spawn(move || {
+        crate::support::kong::kong(&["quit", "-t", "20", "-p", prefix.to_str().expect("utf-8")])
+    });
+    let refused = wait_until(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+    });
+    assert!(refused, "after quit the stream listener stops accepting");
+    assert!(
+        crate::support::kong::alive(pid),
+        "the node waits for the open connection"
+    );
+    assert_eq!(
+        exchange(&mut open, "two"),
+        Ok("echo two".into()),
+        "still relayed while draining"
+    );
+    drop(open);
+    let out = quitter.join().expect("quit thread");
+    let said = crate::support::kong::text(&out);
+    assert!(
+        out.status.success() && said.contains("Kong stopped (gracefully)"),
+        "{said}"
+    );
+    kong.set_stopped();
 }
