@@ -304,6 +304,19 @@ fn tcp_route_to_a_tls_service_encrypts_upstream() {
     );
     // The client speaks in clear; only a TLS client could have talked to the echo.
     wait_answer("secure hello", || tcp_line(port, "hello"));
+
+    // The service's TLS settings apply: verified against no trusted CA, the upstream's
+    // self-signed certificate is refused and the connection closed.
+    admin(
+        &kong,
+        "PATCH",
+        "/services/secure",
+        json!({"tls_verify": true}),
+    );
+    let refused = wait_until(Duration::from_secs(5), || {
+        tcp_line(port, "hello") == Err("closed".into())
+    });
+    assert!(refused, "an unverifiable upstream still answered");
 }
 
 #[test]
