@@ -33,6 +33,13 @@
 //! upstream's answers go back to the client from the listener's address. A session ends after
 //! the idle timeout without a datagram either way, or when the upstream refuses (ICMP).
 //!
+//! # Counters
+//!
+//! TCP connections (plain, terminated or passed through) count in the node's connection
+//! counters, beside HTTP connections (`/status`: accepted, handled, active), so the node's load
+//! shows in one place; Kong's figures come from nginx's `stub_status`, which sees HTTP only. UDP
+//! sessions are not counted: they are not connections.
+//!
 //! # Timeouts (as Kong sets nginx's stream proxy from the service)
 //!
 //! - `connect_timeout`: per connection attempt, TCP connect and upstream TLS handshake;
