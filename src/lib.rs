@@ -7,6 +7,7 @@
 //! - [`runtime`]: the server side of `kong start`: listeners, signals, reload, drain;
 //! - [`admin`]: the Admin and Status APIs;
 //! - [`proxy`]: client traffic, running from the configuration snapshot only;
+//! - [`stream`]: TCP, TLS and UDP traffic of the `stream_listen` listeners, from the snapshot too;
 //! - [`router`]: which route and service a request goes to (pure matching, no IO);
 //! - [`declarative`]: the `kong.yml` format: parse, flatten, import and export;
 //! - [`snapshot`]: the configuration the proxy runs from, rebuilt on every datastore change;
@@ -29,5 +30,6 @@ pub mod router;
 pub mod runtime;
 pub mod snapshot;
 pub mod store;
+pub mod stream;
 pub mod tls;
 pub mod version;

@@ -28,3 +28,4 @@ mod proxy_tls;
 mod proxy_upstream;
 mod snapshot_sync;
 mod store_conformance;
+mod stream_proxy;

@@ -52,6 +52,7 @@ pub struct TlsProfile {
     pub id: u64,
     h1: Arc<rustls::ClientConfig>,
     h2: Arc<rustls::ClientConfig>,
+    raw: Arc<rustls::ClientConfig>,
 }
 
 impl TlsProfile {
@@ -62,6 +63,11 @@ impl TlsProfile {
         } else {
             &self.h1
         }
+    }
+
+    /// The configuration offering no ALPN protocol, for byte streams (`tls` stream services).
+    pub fn raw_config(&self) -> &Arc<rustls::ClientConfig> {
+        &self.raw
     }
 }
 
@@ -126,6 +132,7 @@ impl Upstreams {
                 crate::router::Protocol::Https
                     | crate::router::Protocol::Grpcs
                     | crate::router::Protocol::Wss
+                    | crate::router::Protocol::Tls
             ) {
                 continue;
             }
@@ -318,7 +325,7 @@ fn profile(id: u64, roots: Option<(Arc<Roots>, u8)>, client: Option<ClientIdenti
             }
         }
     };
-    let config = |alpn: &[u8]| {
+    let config = |alpn: Option<&[u8]>| {
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map(|b| {
@@ -334,13 +341,14 @@ fn profile(id: u64, roots: Option<(Arc<Roots>, u8)>, client: Option<ClientIdenti
             },
             Err(_) => refusing_config(),
         };
-        config.alpn_protocols = vec![alpn.to_vec()];
+        config.alpn_protocols = alpn.map(|a| vec![a.to_vec()]).unwrap_or_default();
         Arc::new(config)
     };
     TlsProfile {
         id,
-        h1: config(b"http/1.1"),
-        h2: config(b"h2"),
+        h1: config(Some(b"http/1.1")),
+        h2: config(Some(b"h2")),
+        raw: config(None),
     }
 }
 
@@ -381,7 +389,8 @@ impl TlsProfile {
         TlsProfile {
             id: u64::MAX,
             h1: config.clone(),
-            h2: config,
+            h2: config.clone(),
+            raw: config,
         }
     }
 }

@@ -118,7 +118,8 @@ pub(crate) fn entity_id<'d>(doc: &'d Doc, entity: &'static str) -> Result<&'d st
     }
 }
 
-fn parse_service(doc: &Doc) -> Result<ServiceInfo, RouterError> {
+/// Reads a stored service document.
+pub(crate) fn parse_service(doc: &Doc) -> Result<ServiceInfo, RouterError> {
     let id = entity_id(doc, "service")?;
     let f = Fields {
         doc,

@@ -41,6 +41,9 @@ pub enum RouterError {
     /// An HTTP route with no attribute to match on.
     #[error("route {0}: no methods, hosts, headers, paths or snis to match on")]
     NoMatchers(String),
+    /// A stream route with no attribute to match on.
+    #[error("route {0}: no sources, destinations or snis to match on")]
+    NoStreamMatchers(String),
 }
 
 impl RouterError {

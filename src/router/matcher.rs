@@ -121,6 +121,11 @@ impl SniMatcher {
             },
         }
     }
+
+    /// Whether the client's server name `sni` matches this entry.
+    pub fn matches(&self, sni: &str) -> bool {
+        self.kind.test(&self.value, sni)
+    }
 }
 
 /// One accepted value of a header.

@@ -5,7 +5,7 @@
 //! (their JSON documents) into an immutable structure, off the hot path, when the snapshot is
 //! rebuilt; [`Router::find`] then answers requests from it with no IO, no locks and no allocation
 //! (except the capture groups of a regex path, when the winning route has some). Stream routes
-//! (`tcp`, `tls`, `udp`, `tls_passthrough`) are not its business and are skipped.
+//! (`tcp`, `tls`, `udp`, `tls_passthrough`) are skipped here: the [`StreamRouter`] serves them.
 //!
 //! # Using it from the proxy
 //!
@@ -133,6 +133,7 @@ mod normalize;
 mod path;
 mod priority;
 mod request;
+mod stream;
 #[cfg(test)]
 mod tests;
 
@@ -142,6 +143,7 @@ pub use model::{PathHandling, Protocol, Protocols, RouteInfo, ServiceInfo};
 pub use normalize::normalize_path;
 pub use path::{escape_path, upstream_path_v0, upstream_path_v1, UpstreamPath};
 pub use request::{RequestInfo, Scheme};
+pub use stream::{StreamMatch, StreamRequest, StreamRouter};
 
 use answer::protocol_mismatch;
 use build::{CompiledRoute, Entry};

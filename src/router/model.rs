@@ -111,6 +111,19 @@ impl Protocols {
         .into_iter()
         .any(|p| self.contains(p))
     }
+
+    /// Whether any member is served by the stream side (`tcp`, `tls`, `udp`,
+    /// `tls_passthrough`).
+    pub fn any_stream(self) -> bool {
+        [
+            Protocol::Tcp,
+            Protocol::Tls,
+            Protocol::Udp,
+            Protocol::TlsPassthrough,
+        ]
+        .into_iter()
+        .any(|p| self.contains(p))
+    }
 }
 
 impl FromIterator<Protocol> for Protocols {

@@ -2,8 +2,9 @@
 //!
 //! Signals, as Kong's (nginx's) master process understands them:
 //! - `SIGHUP`: reload — re-read `<prefix>/.kong_env`, validate, then apply: log level and files,
-//!   headers, TLS certificates, and the listener set (unchanged sockets stay open, new ones are
-//!   bound, removed ones drain). An invalid configuration is logged and the old one kept.
+//!   headers, TLS certificates, and the listener set, `stream_listen` included (unchanged sockets
+//!   stay open, new ones are bound, removed ones drain). An invalid configuration is logged and
+//!   the old one kept.
 //! - `SIGQUIT`: graceful stop — stop accepting, let in-flight requests finish, then exit.
 //! - `SIGTERM`, `SIGINT`: fast stop.
 
@@ -21,6 +22,7 @@ use crate::node::{AccessLogs, Node};
 use crate::prefix::Prefix;
 use crate::proxy::Proxy;
 use crate::store::Store;
+use crate::stream::{self, StreamProxy};
 use crate::tls;
 use listener::Running;
 
@@ -109,12 +111,15 @@ type Key = (&'static str, String);
 
 struct Listeners {
     running: HashMap<Key, Running>,
+    /// `stream_listen` listeners, keyed by address (and ` udp` for UDP sockets).
+    streams: HashMap<Key, stream::Running>,
 }
 
 /// What the running node holds on to.
 struct Server {
     node: Arc<Node>,
     proxy: Arc<Proxy>,
+    stream: Arc<StreamProxy>,
     admin: Arc<Api>,
     status: Arc<Api>,
     listeners: Listeners,
@@ -174,11 +179,13 @@ async fn serve(
     };
     let mut server = Server {
         proxy: Proxy::new(node.clone()),
+        stream: StreamProxy::new(node.clone()),
         admin: Api::new(state.clone(), ApiKind::Admin),
         status: Api::new(state, ApiKind::Status),
         node,
         listeners: Listeners {
             running: HashMap::new(),
+            streams: HashMap::new(),
         },
         draining: tokio::task::JoinSet::new(),
         error_log,
@@ -187,11 +194,17 @@ async fn serve(
     server.apply_listeners(&config, true)?;
     let pid = std::process::id();
     prefix.write_pid(pid)?;
-    let addresses: Vec<_> = server
-        .listeners
+    let listeners = &server.listeners;
+    let addresses: Vec<_> = listeners
         .running
         .iter()
         .map(|((kind, _), r)| (*kind, r.local))
+        .chain(
+            listeners
+                .streams
+                .iter()
+                .map(|((kind, _), r)| (*kind, r.local)),
+        )
         .collect();
     tracing::info!(pid, prefix = %config.prefix.display(), "Kong started");
     readiness.ready(&addresses);
@@ -255,9 +268,14 @@ impl Server {
 
     fn drain_all(&mut self) -> impl std::future::Future<Output = ()> {
         let all: Vec<Running> = self.listeners.running.drain().map(|(_, r)| r).collect();
+        let streams: Vec<stream::Running> =
+            self.listeners.streams.drain().map(|(_, r)| r).collect();
         let mut tasks = std::mem::take(&mut self.draining);
         async move {
             for r in all {
+                tasks.spawn(r.drain());
+            }
+            for r in streams {
                 tasks.spawn(r.drain());
             }
             while tasks.join_next().await.is_some() {}
@@ -335,6 +353,8 @@ impl Server {
                 keep.push(key);
             }
         }
+        // Stream sockets are bound here too, before anything changes.
+        let streams = self.plan_streams(config, starting, &ssl_dir)?;
 
         for (key, tls) in updates {
             if let Some(running) = self.listeners.running.get(&key) {
@@ -370,8 +390,114 @@ impl Server {
                 self.draining.spawn(r.drain());
             }
         }
+        self.apply_streams(streams);
         Ok(())
     }
+
+    /// The `stream_listen` part of [`Server::apply_listeners`]: TLS material loaded and new
+    /// sockets bound, nothing changed yet.
+    fn plan_streams(
+        &self,
+        config: &Config,
+        starting: bool,
+        ssl_dir: &Path,
+    ) -> Result<StreamPlan, RuntimeError> {
+        let mut plan = StreamPlan::default();
+        let tls = match config.stream_listen.iter().any(|l| l.ssl) {
+            true => Some(stream_tls(config, ssl_dir, &self.node.snapshot)?),
+            false => None,
+        };
+        for listen in &config.stream_listen {
+            let key = ("stream_listen", stream_key(listen));
+            let tls = tls.clone().filter(|_| listen.ssl);
+            match self.listeners.streams.get(&key) {
+                Some(running) => {
+                    if !starting
+                        && (running.listen.reuseport != listen.reuseport
+                            || running.listen.backlog != listen.backlog)
+                    {
+                        tracing::warn!(listener = %listen, "changed socket flags take effect at the next start");
+                    }
+                    plan.updates.push((key.clone(), tls));
+                }
+                None => plan
+                    .fresh
+                    .push((key.clone(), listen.clone(), stream::bind(listen)?, tls)),
+            }
+            plan.keep.push(key);
+        }
+        Ok(plan)
+    }
+
+    /// Applies a [`StreamPlan`]: TLS swapped on kept listeners (an `ssl` flag added or removed
+    /// included), new ones started, removed ones drained.
+    fn apply_streams(&mut self, plan: StreamPlan) {
+        for (key, tls) in plan.updates {
+            if let Some(running) = self.listeners.streams.get(&key) {
+                running.tls.store(tls);
+            }
+        }
+        for (key, listen, socket, tls) in plan.fresh {
+            match stream::Running::start(socket, listen.clone(), tls, self.stream.clone()) {
+                Ok(r) => {
+                    tracing::info!(listener = %listen, kind = key.0, address = %r.local, "listening");
+                    self.listeners.streams.insert(key, r);
+                }
+                Err(e) => {
+                    tracing::error!(listener = %listen, error = %e, "could not start listener")
+                }
+            }
+        }
+        let removed: Vec<Key> = self
+            .listeners
+            .streams
+            .keys()
+            .filter(|k| !plan.keep.contains(k))
+            .cloned()
+            .collect();
+        for key in removed {
+            if let Some(r) = self.listeners.streams.remove(&key) {
+                tracing::info!(listener = %r.listen, "listener removed; draining its connections");
+                self.draining.spawn(r.drain());
+            }
+        }
+    }
+}
+
+/// What a reload changes among the stream listeners.
+#[derive(Default)]
+struct StreamPlan {
+    keep: Vec<Key>,
+    updates: Vec<(Key, Option<Arc<rustls::ServerConfig>>)>,
+    fresh: Vec<(
+        Key,
+        config::Listen,
+        stream::Socket,
+        Option<Arc<rustls::ServerConfig>>,
+    )>,
+}
+
+/// A stream listener's identity across reloads: its address, and whether it is UDP (a TCP and
+/// a UDP socket may share an address).
+fn stream_key(listen: &config::Listen) -> String {
+    match listen.udp {
+        true => format!("{} udp", listen.address()),
+        false => listen.address(),
+    }
+}
+
+/// The TLS configuration of `ssl` stream listeners: the proxy's (certificate by SNI from the
+/// snapshot, else `ssl_cert` or the generated default), without ALPN: stream clients speak
+/// whatever protocol they like over TLS.
+fn stream_tls(
+    config: &Config,
+    ssl_dir: &Path,
+    snapshot: &Arc<arc_swap::ArcSwap<crate::snapshot::Snapshot>>,
+) -> Result<Arc<rustls::ServerConfig>, RuntimeError> {
+    let proxy = tls_for(config, "proxy_listen", ssl_dir, false, snapshot)?;
+    let mut plain = (*proxy).clone();
+    plain.alpn_protocols.clear();
+    Ok(Arc::new(plain))
 }
 
 /// The TLS configuration of a `kind` listener. Admin and Status listeners serve their one

@@ -21,7 +21,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::plugins::{Plugins, Registry};
 use crate::proxy::upstream::{Keepalive, TlsSources, Upstreams};
-use crate::router::{Router, RouterError};
+use crate::router::{Router, RouterError, StreamRouter};
 use crate::store::schema::Doc;
 use crate::store::{DbError, Store};
 use certificates::Certificates;
@@ -34,6 +34,8 @@ use index::{Index, IndexPlan};
 pub struct Snapshot {
     /// Routes and services, compiled for matching.
     pub router: Arc<Router>,
+    /// Stream (`tcp`, `tls`, `udp`, `tls_passthrough`) routes and their services.
+    pub stream: Arc<StreamRouter>,
     /// The `certificates` served on the proxy's TLS listeners, by their `snis`.
     pub certificates: Arc<Certificates>,
     /// Upstream keep-alive settings and each service's TLS profile.
@@ -94,6 +96,7 @@ impl Snapshot {
     pub fn empty() -> Snapshot {
         Snapshot {
             router: Arc::new(Router::empty()),
+            stream: Arc::new(StreamRouter::empty()),
             certificates: Arc::new(Certificates::empty()),
             upstreams: Upstreams::new(Keepalive {
                 pool_size: 0,
@@ -170,9 +173,10 @@ impl Snapshot {
             Some(prev) => prev.router.rebuild(&routes, &services)?,
             None => Router::build(&routes, &services)?,
         };
+        let stream = StreamRouter::build(&routes, &services)?;
         drop((routes, services));
         let certificates = Arc::new(certificates.finish());
-        let services: Vec<_> = router.services().collect();
+        let services: Vec<_> = router.services().chain(stream.services()).collect();
         let sources = TlsSources {
             certificates: &client_certificates,
             ca_certificates: &ca_certificates,
@@ -198,6 +202,7 @@ impl Snapshot {
             .collect();
         Ok(Snapshot {
             router: Arc::new(router),
+            stream: Arc::new(stream),
             certificates,
             upstreams,
             plugins,

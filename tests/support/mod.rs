@@ -5,4 +5,5 @@ pub mod http;
 pub mod kong;
 pub mod pg;
 pub mod redis;
+pub mod stream;
 pub mod upstream;

@@ -7,6 +7,7 @@ mod equivalence;
 mod matching;
 mod priority_rules;
 mod protocols;
+mod stream;
 mod upstream_paths;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Version};
