@@ -277,3 +277,53 @@ fn https_and_http2_clients_are_proxied_to_http1_upstreams() {
         kong.proxy_ssl_port.to_string()
     );
 }
+
+#[test]
+fn trusted_peers_name_the_client_through_real_ip_header() {
+    let echo = EchoUpstream::start();
+    let kong = Kong::start("trusted_ips = 127.0.0.1\nreal_ip_header = X-Forwarded-For");
+    admin(
+        &kong,
+        "POST",
+        "/services",
+        json!({"name": "echo", "url": echo.url()}),
+    );
+    admin(
+        &kong,
+        "POST",
+        "/services/echo/routes",
+        json!({"name": "r", "paths": ["/ip"]}),
+    );
+    admin(
+        &kong,
+        "POST",
+        "/routes/r/plugins",
+        json!({"name": "ip-restriction", "config": {"deny": ["9.9.9.9"]}}),
+    );
+    routed(&kong, "/ip");
+    let r = send(
+        "GET",
+        &kong.proxy("/ip"),
+        &[("x-forwarded-for", "8.8.8.8")],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let h = &r.json()["headers"];
+    assert_eq!(
+        h["x-real-ip"], "8.8.8.8",
+        "the client, not the trusted peer"
+    );
+    assert_eq!(h["x-forwarded-for"], "8.8.8.8, 8.8.8.8");
+    let r = send(
+        "GET",
+        &kong.proxy("/ip"),
+        &[("x-forwarded-for", "9.9.9.9")],
+        None,
+    );
+    assert_eq!(r.status, 403, "plugins see the real client: {}", r.body);
+    assert!(
+        r.body.contains("IP address not allowed: 9.9.9.9"),
+        "{}",
+        r.body
+    );
+}

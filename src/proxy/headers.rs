@@ -62,11 +62,61 @@ fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
     (a[whole] & mask) == (b[whole] & mask)
 }
 
+impl Trusted {
+    /// Whether no address is trusted (the common case: no realip work at all).
+    pub fn is_empty(&self) -> bool {
+        self.nets.is_empty()
+    }
+}
+
+/// The client's address after nginx's realip processing, as Kong configures it: when the peer
+/// is in `trusted_ips`, the address `real_ip_header` carries (for a list such as
+/// `X-Forwarded-For`, the last one; with `real_ip_recursive`, the last one not itself trusted).
+/// Anything unusable leaves the peer's address.
+pub fn real_ip(
+    peer: IpAddr,
+    headers: &HeaderMap,
+    trusted: &Trusted,
+    header: &str,
+    recursive: bool,
+) -> IpAddr {
+    if trusted.is_empty()
+        || !trusted.contains(peer)
+        || header.eq_ignore_ascii_case("proxy_protocol")
+    {
+        return peer;
+    }
+    let parse = |s: &str| -> Option<IpAddr> {
+        let s = s.trim();
+        s.parse()
+            .ok()
+            .or_else(|| s.trim_start_matches('[').split(']').next()?.parse().ok())
+    };
+    let values = headers
+        .get_all(header)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    let addresses: Vec<&str> = values.flat_map(|v| v.split(',')).collect();
+    let found = if recursive {
+        addresses
+            .iter()
+            .rev()
+            .filter_map(|a| parse(a))
+            .find(|ip| !trusted.contains(*ip))
+            .or_else(|| addresses.first().and_then(|a| parse(a)))
+    } else {
+        addresses.last().and_then(|a| parse(a))
+    };
+    found.unwrap_or(peer)
+}
+
 /// What the proxy knows about the client side of a request.
 #[derive(Debug, Clone, Copy)]
 pub struct Downstream<'a> {
     /// The peer address.
     pub peer: IpAddr,
+    /// The client's address after realip processing ([`real_ip`]).
+    pub client: IpAddr,
     /// `http` or `https`.
     pub scheme: &'a str,
     /// The listener's port.
@@ -116,10 +166,11 @@ fn set(h: &mut HeaderMap, name: &HeaderName, value: &str) {
 pub fn upstream_request(h: &mut HeaderMap, down: &Downstream<'_>, trusted: &Trusted, host: &str) {
     strip_hop_by_hop(h);
     let believed = trusted.contains(down.peer);
-    let peer = down.peer.to_string();
+    // As nginx's `$proxy_add_x_forwarded_for` and `X-Real-IP: $remote_addr`, after realip.
+    let client = down.client.to_string();
     let forwarded_for = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) if !prior.is_empty() => format!("{prior}, {peer}"),
-        _ => peer.clone(),
+        Some(prior) if !prior.is_empty() => format!("{prior}, {client}"),
+        _ => client.clone(),
     };
     set(h, &X_FORWARDED_FOR, &forwarded_for);
     let keep_or = |h: &mut HeaderMap, name: &HeaderName, value: &str| {
@@ -138,15 +189,61 @@ pub fn upstream_request(h: &mut HeaderMap, down: &Downstream<'_>, trusted: &Trus
         }
         None => {}
     }
-    if !(believed && h.contains_key(&X_REAL_IP)) {
-        set(h, &X_REAL_IP, &peer);
-    }
+    set(h, &X_REAL_IP, &client);
     set(h, &HOST, host);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn real_ip_comes_from_trusted_peers_only() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("1.1.1.1, 10.0.0.5, 2.2.2.2"),
+        );
+        h.insert("x-real-ip", HeaderValue::from_static("3.3.3.3"));
+        let none = Trusted::default();
+        assert_eq!(
+            real_ip(ip("10.0.0.1"), &h, &none, "X-Real-IP", false),
+            ip("10.0.0.1")
+        );
+        let lan = Trusted::parse(&["10.0.0.0/8".into()]);
+        assert_eq!(
+            real_ip(ip("8.8.8.8"), &h, &lan, "X-Real-IP", false),
+            ip("8.8.8.8")
+        );
+        assert_eq!(
+            real_ip(ip("10.0.0.1"), &h, &lan, "X-Real-IP", false),
+            ip("3.3.3.3")
+        );
+        assert_eq!(
+            real_ip(ip("10.0.0.1"), &h, &lan, "X-Forwarded-For", false),
+            ip("2.2.2.2")
+        );
+        let mut h2 = HeaderMap::new();
+        h2.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("1.1.1.1, 2.2.2.2, 10.0.0.5"),
+        );
+        assert_eq!(
+            real_ip(ip("10.0.0.1"), &h2, &lan, "X-Forwarded-For", true),
+            ip("2.2.2.2"),
+            "recursive: the last untrusted address"
+        );
+        assert_eq!(
+            real_ip(ip("10.0.0.1"), &h2, &lan, "X-Forwarded-For", false),
+            ip("10.0.0.5")
+        );
+        h2.insert("x-forwarded-for", HeaderValue::from_static("garbage"));
+        assert_eq!(
+            real_ip(ip("10.0.0.1"), &h2, &lan, "X-Forwarded-For", false),
+            ip("10.0.0.1")
+        );
+    }
 
     #[test]
     fn trusted_networks_match_by_prefix() {
@@ -167,6 +264,7 @@ mod tests {
         h.insert("x-secret", HeaderValue::from_static("1"));
         let down = Downstream {
             peer: "127.0.0.1".parse().expect("ip"),
+            client: "127.0.0.1".parse().expect("ip"),
             scheme: "http",
             port: 8000,
             host: "api.test",

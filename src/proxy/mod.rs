@@ -88,6 +88,8 @@ struct Routed {
 
 /// What the access log says about the request.
 struct Logged<'a> {
+    /// The client's address (after realip processing).
+    client: std::net::IpAddr,
     method: &'a str,
     uri: &'a str,
     version: &'a str,
@@ -155,10 +157,17 @@ impl Proxy {
         } else {
             Scheme::Http
         };
+        let client_ip = headers::real_ip(
+            conn.peer.ip(),
+            &head.headers,
+            &trusted.trusted,
+            &config.real_ip_header,
+            config.real_ip_recursive,
+        );
         let mut ctx = Ctx::new(
             snapshot.clone(),
             head,
-            conn.peer.ip(),
+            client_ip,
             scheme.as_str(),
             id,
             started,
@@ -247,13 +256,14 @@ impl Proxy {
         }
         let status = parts.status.as_u16();
         let request = Logged {
+            client: ctx.client_ip(),
             method: &ctx.log.method,
             uri: &ctx.log.uri,
             version: version_str(version),
             referer: referer.as_ref().and_then(|v| v.to_str().ok()),
             user_agent: user_agent.as_ref().and_then(|v| v.to_str().ok()),
         };
-        self.access_log(&request, status, answer.bytes, &conn, id, started);
+        self.access_log(&request, status, answer.bytes, id, started);
         if collected.is_empty() {
             return Response::from_parts(parts, body);
         }
@@ -293,14 +303,13 @@ impl Proxy {
         request: &Logged<'_>,
         status: u16,
         bytes: u64,
-        conn: &ConnInfo,
         id: &str,
         started: Instant,
     ) {
         let logs = self.node.logs.load();
         if !logs.proxy.is_off() {
             logs.proxy.log(&AccessEntry {
-                remote_addr: conn.peer.ip(),
+                remote_addr: request.client,
                 method: request.method,
                 uri: request.uri,
                 version: request.version,
@@ -534,6 +543,7 @@ impl Proxy {
             .to_owned();
         let down = Downstream {
             peer: conn.peer.ip(),
+            client: ctx.client_ip(),
             scheme: scheme.as_str(),
             port: conn.local.port(),
             host: &down_host,
@@ -906,6 +916,7 @@ impl Handler for Proxy {
         let answer = error_answer(&e, &refused.negotiation, id, &config, started);
         // The head was not read, so nginx's "-" stands for the request line.
         let request = Logged {
+            client: conn.peer.ip(),
             method: "-",
             uri: "-",
             version: "-",
@@ -919,7 +930,7 @@ impl Handler for Proxy {
             }
         }
         let status = response.status().as_u16();
-        self.access_log(&request, status, answer.bytes, conn, id, started);
+        self.access_log(&request, status, answer.bytes, id, started);
         response
     }
 }
