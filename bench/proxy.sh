@@ -61,6 +61,7 @@ routes=${ROUTES:-$d_routes}
 mem_routes=${MEM_ROUTES:-$d_mem_routes}
 churn=${CHURN:-$d_churn}
 
+load_start=$(cut -d' ' -f1-3 /proc/loadavg) # other work on the machine skews every figure
 log() { echo "proxy.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
@@ -479,10 +480,13 @@ EOF
     wait_200 "http://127.0.0.1:${kong_proxy[mroutes]}/c$(($2 - 1))/tiny" || die "churn: change $2 never reached the proxy"
 }
 tenth=$(((churn + 9) / 10))
+churn_start=$(date +%s.%N)
 churn 0 "$tenth"
 settle
 rss_churn_tenth=$(rss_mb "$mpid")
 churn "$tenth" "$churn"
+churn_secs=$(awk -v a="$churn_start" -v b="$(date +%s.%N)" -v s="$([ "$smoke" = 1 ] && echo 0.2 || echo 2)" \
+    'BEGIN { printf "%.1f", b - a - s }') # less the settle between the two parts
 settle
 rss_churn=$(rss_mb "$mpid")
 stop_kong "$work/mroutes/prefix"
@@ -531,9 +535,11 @@ report() {
     printf '| after %s Admin API changes | %s (%+.1f from %s routes, %+.1f from %s changes) |\n' "$churn" "$rss_churn" \
         "$(awk -v a="$rss_churn" -v b="$rss_routes" 'BEGIN { print a - b }')" "$mem_routes" \
         "$(awk -v a="$rss_churn" -v b="$rss_churn_tenth" 'BEGIN { print a - b }')" "$tenth"
+    echo
+    echo "The $churn changes (PATCH /routes/<name> with new paths, one keep-alive connection, until the last one proxies) took $churn_secs s."
 }
 
-echo "# bench/proxy.sh: $(date -u +%Y-%m-%d), $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), load average $(cut -d' ' -f1-3 /proc/loadavg)" >"$work/report.md"
+echo "# bench/proxy.sh: $(date -u +%Y-%m-%d), $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), load average $load_start at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end" >"$work/report.md"
 echo "# rounds=$rounds duration=${duration}s connections=$connections routes=$routes kong=$kong" >>"$work/report.md"
 echo >>"$work/report.md"
 report >>"$work/report.md"
