@@ -109,6 +109,9 @@ chmod 755 "$work" # nginx workers run as another user and read the files in here
 nginx_pids=()     # pid files of the nginx masters started here
 kong_prefixes=()  # prefixes of the kong nodes started here
 
+# running PID: the process exists and is not a zombie (an exited daemon stays one until init
+# reaps it, which can take a while).
+running() { [ -e "/proc/$1/stat" ] && [ "$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" != Z ]; }
 stop_kong() {
     local prefix=$1 pid
     [ -f "$prefix/pids/nginx.pid" ] || return 0
@@ -126,8 +129,8 @@ cleanup() {
         [ -f "$f" ] || continue
         pid=$(cat "$f")
         kill -TERM "$pid" 2>/dev/null || continue
-        for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
+        for i in $(seq 50); do running "$pid" || break; sleep 0.1; done
+        running "$pid" && kill -KILL "$pid" 2>/dev/null
     done
     rm -rf "$work"
     exit "$status"
@@ -136,8 +139,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# A port no socket uses, below the kernel's ephemeral range (so no outgoing connection takes it
-# before its listener binds it).
+# free_port VAR: sets VAR to a port no socket uses and not handed out before, below the kernel's
+# ephemeral range (so no outgoing connection takes it before its listener binds it).
 taken=" "
 port_low=10000
 port_high=$(awk '{ print $1 - 1 }' /proc/sys/net/ipv4/ip_local_port_range)
@@ -149,7 +152,7 @@ free_port() {
         case $taken in *" $p "*) continue ;; esac
         ss -Htan "sport = :$p" | grep -q . && continue
         taken="$taken$p "
-        echo "$p"
+        printf -v "$1" '%s' "$p"
         return
     done
 }
@@ -172,9 +175,9 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
     -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
 chmod 644 "$work/key.pem"
 
-up_port=$(free_port)
-ngx_port=$(free_port)
-ngx_tls=$(free_port)
+free_port up_port
+free_port ngx_port
+free_port ngx_tls
 
 # Shared by both nginx: one worker, no logs, clients kept alive as long as they like (wrk would
 # otherwise reconnect every 1,000 requests, and over TLS handshake again).
@@ -280,9 +283,9 @@ start_kong() {
     local name=$1 conf=$2 dir=$work/$1 pid cpu=()
     [ "${3:-}" = pin ] && cpu=("${proxy_cpu[@]}")
     mkdir -p "$dir"
-    kong_proxy[$name]=$(free_port)
-    kong_tls[$name]=$(free_port)
-    kong_admin[$name]=$(free_port)
+    free_port "kong_proxy[$name]"
+    free_port "kong_tls[$name]"
+    free_port "kong_admin[$name]"
     cat >"$dir/kong.conf" <<EOF
 proxy_listen = 127.0.0.1:${kong_proxy[$name]} backlog=4096, 127.0.0.1:${kong_tls[$name]} ssl backlog=4096
 admin_listen = 127.0.0.1:${kong_admin[$name]}
