@@ -507,7 +507,7 @@ ms() { [ -n "$1" ] && awk -v v="$1" 'BEGIN { printf "%.2f ms", v / 1000 }' || ec
 added() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.2f ms", (a - b) / 1000 }' || echo "—"; }
 
 report() {
-    local row s t direct ref rps
+    local row s t ref rps
     echo "| scenario | target | req/s | p50 | p99 | p99 added | CPU µs/req | proxy CPU | ÷ direct req/s | ÷ nginx req/s | ÷ nginx CPU/req |"
     echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
     for row in bare:direct bare:nginx bare:kong "bare:kong-$routes" 1KB:direct 1KB:nginx 1KB:kong \
@@ -515,7 +515,7 @@ report() {
         s=${row%%:*} t=${row#*:}
         rps=$(med "$s" "$t" 4)
         [ -n "$rps" ] || continue
-        direct=direct ref=nginx
+        ref=nginx
         [ "$s" = HTTPS ] && ref=nginx-tls
         printf '| %-8s | %-12s | %9.0f | %9s | %9s | %9s | %6.1f | %4s%% | %5s | %5s | %5s |\n' "$s" "$t" "$rps" \
             "$(ms "$(med "$s" "$t" 5)")" "$(ms "$(med "$s" "$t" 6)")" \
