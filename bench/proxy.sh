@@ -323,8 +323,10 @@ mid=$((routes / 2))
 
 # A target: "label|base URL|route prefix|pid-source". The route prefix goes before /tiny, /1k...
 # pid-source names whose CPU is counted: up (upstream nginx), ngx (proxy nginx), or a kong node.
-declare -A target_url target_cpu
-add_target() { target_url[$1]=$2; target_cpu[$1]=$3; }
+declare -A target_url target_cpu target_hdr
+add_target() { target_url[$1]=$2; target_cpu[$1]=$3; target_hdr[$1]=; }
+# hdr_args TARGET: curl/wrk arguments for the target's extra request header, if any.
+hdr_args() { if [ -n "${target_hdr[$1]:-}" ]; then printf '%s\n' -H "${target_hdr[$1]}"; fi; }
 add_target direct "http://127.0.0.1:$up_port" up
 add_target nginx "http://127.0.0.1:$ngx_port/r0" ngx
 add_target kong "http://127.0.0.1:${kong_proxy[k1]}/r0" k1
@@ -361,7 +363,9 @@ to_us() {
 # check SCENARIO TARGET PATH SIZE: one request must answer 200 with SIZE bytes.
 check() {
     local out code size
-    out=$(curl -sk -o /dev/null -w '%{http_code} %{size_download}' "${target_url[$2]}$3") || true
+    local hdr=()
+    mapfile -t hdr < <(hdr_args "$2")
+    out=$(curl -sk "${hdr[@]}" -o /dev/null -w '%{http_code} %{size_download}' "${target_url[$2]}$3") || true
     read -r code size <<<"$out"
     [ "$code" = 200 ] && [ "$size" = "$4" ] ||
         die "$1: ${target_url[$2]}$3 answered '$out' (expected 200 and $4 bytes)"
@@ -377,7 +381,9 @@ measure() {
     out=$work/wrk.out
     read -r -a pids <<<"$(pids_of "${target_cpu[$target]}")"
     before=$(cpu_ticks "${pids[@]}")
-    "${load_cpu[@]}" wrk -t1 -c"$connections" -d"${duration}s" --latency "$url" >"$out" 2>&1 ||
+    local hdr=()
+    mapfile -t hdr < <(hdr_args "$target")
+    "${load_cpu[@]}" wrk -t1 -c"$connections" -d"${duration}s" --latency "${hdr[@]}" "$url" >"$out" 2>&1 ||
         { cat "$out" >&2; die "$scenario/$target: wrk failed"; }
     after=$(cpu_ticks "${pids[@]}")
     if grep -q 'Non-2xx' "$out"; then cat "$out" >&2; die "$scenario/$target: non-2xx answers"; fi
@@ -403,7 +409,9 @@ scenario() {
     for t in "$@"; do check "$name" "$t" "$path" "$size"; done
     if [ "$warmup" -gt 0 ]; then
         for t in "$@"; do
-            "${load_cpu[@]}" wrk -t1 -c"$connections" -d"${warmup}s" "${target_url[$t]}$path" >/dev/null 2>&1
+            local hdr=()
+            mapfile -t hdr < <(hdr_args "$t")
+            "${load_cpu[@]}" wrk -t1 -c"$connections" -d"${warmup}s" "${hdr[@]}" "${target_url[$t]}$path" >/dev/null 2>&1
         done
     fi
     for r in $(seq "$rounds"); do
@@ -419,18 +427,36 @@ scenario 1KB /1k 1024 direct nginx kong
 scenario 64KB /64k 65536 direct nginx kong
 scenario HTTPS /tiny 13 nginx-tls kong-tls
 
-# HOOK: plugins scenario (key-auth + rate-limiting + prometheus on the route, a consumer sending
-# its key; compared with kong bare, nginx having no equivalent). It runs once the node announces
-# the three plugins in `GET /` plugins.available_on_server; until then it is skipped.
+# Plugins: key-auth + rate-limiting (local) + prometheus on the route, a consumer sending its
+# key; compared with kong bare (nginx has no equivalent).
 plugins=$(curl -s "http://127.0.0.1:${kong_admin[k1]}/" |
     jq -r '.plugins.available_on_server | [has("key-auth"), has("rate-limiting"), has("prometheus")] | all')
 if [ "$plugins" = true ]; then
-    # TODO(plugins): write a kong.yml with the three plugins, start a node "kplug" with it, add
-    # the target (wrk sends the key with -H 'apikey: ...'), then:
-    #   scenario plugins /tiny 13 kong kong-plugins
-    log "plugins: the node has key-auth, rate-limiting and prometheus: write the scenario (HOOK)"
+    cat >"$work/kong-plugins.yml" <<EOF
+_format_version: "3.0"
+services:
+  - name: upstream
+    url: http://127.0.0.1:$up_port
+    routes:
+      - name: route-0
+        paths: ["/r0/"]
+        plugins:
+          - name: key-auth
+          - name: rate-limiting
+            config: {second: 1000000000, policy: local}
+          - name: prometheus
+consumers:
+  - username: bench
+    keyauth_credentials:
+      - key: bench-key
+EOF
+    start_kong kplug "$bench_conf
+declarative_config = $work/kong-plugins.yml" pin
+    add_target kong-plugins "http://127.0.0.1:${kong_proxy[kplug]}/r0" kplug
+    target_hdr[kong-plugins]="apikey: bench-key"
+    scenario plugins /tiny 13 kong kong-plugins
 else
-    log "plugins scenario: skipped (the node has no key-auth, rate-limiting and prometheus yet)"
+    log "plugins scenario: skipped (the node has no key-auth, rate-limiting and prometheus)"
 fi
 
 threads_bench=$(ls "/proc/${kong_pid[k1]}/task" | wc -l)

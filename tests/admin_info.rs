@@ -23,6 +23,13 @@ fn root_reports_node_and_masks_secrets() {
         Some(2)
     );
     assert!(info["hostname"].is_string());
+    let available = &info["plugins"]["available_on_server"];
+    assert_eq!(
+        available["key-auth"],
+        serde_json::json!({"version": "3.10.0", "priority": 1250})
+    );
+    assert_eq!(available["prometheus"]["priority"], 13);
+    assert_eq!(info["plugins"]["enabled_in_cluster"], serde_json::json!([]));
 }
 
 #[test]

@@ -20,6 +20,18 @@ pub async fn root(State(state): State<AdminState>) -> Response {
     if let Some(obj) = configuration.as_object_mut() {
         obj.insert("database".into(), json!(state.store.backend()));
     }
+    let available: serde_json::Map<String, Value> = state
+        .registry
+        .kinds()
+        .iter()
+        .map(|k| {
+            (
+                k.name().to_owned(),
+                json!({ "version": KONG_VERSION, "priority": k.priority() }),
+            )
+        })
+        .collect();
+    let enabled: Vec<&str> = node.snapshot.load().plugins.names().into_iter().collect();
     Json(json!({
         "tagline": "Welcome to kong",
         "version": KONG_VERSION,
@@ -28,8 +40,8 @@ pub async fn root(State(state): State<AdminState>) -> Response {
         "node_id": node.id,
         "timers": { "running": 0, "pending": 0 },
         "plugins": {
-            "available_on_server": {},
-            "enabled_in_cluster": [],
+            "available_on_server": available,
+            "enabled_in_cluster": enabled,
         },
         "lua_version": Value::Null,
         "configuration": configuration,

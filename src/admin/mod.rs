@@ -46,6 +46,8 @@ pub struct AdminState {
     pub node: Arc<Node>,
     /// The datastore.
     pub store: Store,
+    /// The plugins the node has enabled (`GET /` lists them).
+    pub registry: Arc<crate::plugins::Registry>,
     /// Held while `POST /config` loads a configuration: one load at a time.
     pub config_lock: Arc<tokio::sync::Mutex<()>>,
     /// The metrics registry `GET /metrics` exposes; `None` when the prometheus plugin is not

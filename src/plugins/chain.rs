@@ -264,6 +264,11 @@ impl Plugins {
         self.routes.get(index).unwrap_or(&self.global)
     }
 
+    /// The names of the plugins configured (enabled instances), sorted.
+    pub fn names(&self) -> std::collections::BTreeSet<&'static str> {
+        self.entries.values().map(|e| e.name).collect()
+    }
+
     /// How many instances are configured.
     pub fn len(&self) -> usize {
         self.entries.len()
