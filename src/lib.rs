@@ -16,9 +16,11 @@
 
 pub mod admin;
 pub mod allocations;
+pub mod balancer;
 pub mod cli;
 pub mod config;
 pub mod declarative;
+pub mod dns;
 pub mod logging;
 pub mod node;
 pub mod plugins;
