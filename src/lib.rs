@@ -8,6 +8,10 @@
 //! - [`admin`]: the Admin and Status APIs;
 //! - [`proxy`]: client traffic, running from the configuration snapshot only;
 //! - [`router`]: which route and service a request goes to (pure matching, no IO);
+//! - [`balancer`]: which address of an upstream entity a request goes to, and the health of
+//!   every address (node-wide, surviving snapshot rebuilds; shared by proxy and Admin API
+//!   through the [`node::Node`]);
+//! - [`dns`]: the node's DNS cache, refreshed in the background;
 //! - [`declarative`]: the `kong.yml` format: parse, flatten, import and export;
 //! - [`snapshot`]: the configuration the proxy runs from, rebuilt on every datastore change;
 //! - [`store`]: entities, their schemas and backends (embedded SQLite by default);

@@ -120,6 +120,8 @@ pub struct AddrState {
     ewma: AtomicU64,
     /// When the EWMA was last updated, microseconds since the node's epoch.
     touched: AtomicU64,
+    /// `ln(ewma)` as `f64` bits, kept with each update so picks compare without `exp`.
+    log_ewma: AtomicU64,
 }
 
 fn epoch() -> Instant {
@@ -127,8 +129,14 @@ fn epoch() -> Instant {
     *EPOCH.get_or_init(Instant::now)
 }
 
-fn now_micros() -> u64 {
-    epoch().elapsed().as_micros() as u64
+/// Microseconds since the node's epoch (the EWMA clock).
+pub fn now_micros() -> u64 {
+    micros_at(Instant::now())
+}
+
+/// [`now_micros`] for an instant already read.
+pub fn micros_at(at: Instant) -> u64 {
+    at.saturating_duration_since(epoch()).as_micros() as u64
 }
 
 impl AddrState {
@@ -228,9 +236,17 @@ impl AddrState {
 
     /// The response-time EWMA now (decayed towards 0 since its last update), seconds.
     pub fn ewma(&self) -> f64 {
+        self.ewma_at(now_micros())
+    }
+
+    /// The EWMA at `now` ([`now_micros`]): one clock read serves a whole pick.
+    pub fn ewma_at(&self, now: u64) -> f64 {
         let value = f64::from_bits(self.ewma.load(Ordering::Relaxed));
+        if value == 0.0 {
+            return 0.0;
+        }
         let touched = self.touched.load(Ordering::Relaxed);
-        decay(value, touched, 0.0, now_micros())
+        decay(value, touched, 0.0, now)
     }
 
     /// Whether a response time was ever recorded.
@@ -245,8 +261,24 @@ impl AddrState {
             .compare_exchange(0, now_micros().max(1), Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
         {
-            self.ewma.store(seconds.to_bits(), Ordering::Relaxed);
+            self.store_ewma(seconds);
         }
+    }
+
+    fn store_ewma(&self, value: f64) {
+        self.ewma.store(value.to_bits(), Ordering::Relaxed);
+        self.log_ewma.store(value.ln().to_bits(), Ordering::Relaxed);
+    }
+
+    /// `ln` of the EWMA decayed to `now`: `ln(ewma) - elapsed / 10 s`, the same order as the
+    /// EWMA itself, with no `exp` (`-inf` before any sample).
+    pub fn log_ewma_at(&self, now: u64) -> f64 {
+        let touched = self.touched.load(Ordering::Relaxed);
+        if touched == 0 {
+            return f64::NEG_INFINITY;
+        }
+        let log = f64::from_bits(self.log_ewma.load(Ordering::Relaxed));
+        log - now.saturating_sub(touched) as f64 / 1e6 / DECAY_SECONDS
     }
 
     /// Records a response time (racing updates may lose one sample; they never block).
@@ -259,7 +291,7 @@ impl AddrState {
         } else {
             decay(value, touched, seconds, now)
         };
-        self.ewma.store(next.to_bits(), Ordering::Relaxed);
+        self.store_ewma(next);
     }
 }
 

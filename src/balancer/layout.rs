@@ -74,6 +74,8 @@ enum Algo {
     },
     Latency {
         cursor: AtomicUsize,
+        /// `ln(weight)` of each address.
+        log_weights: Vec<f64>,
     },
 }
 
@@ -260,6 +262,7 @@ impl Layout {
                 }
                 Algo::Latency {
                     cursor: AtomicUsize::new(0),
+                    log_weights: addresses.iter().map(|a| f64::from(a.weight).ln()).collect(),
                 }
             }
         };
@@ -303,16 +306,26 @@ impl Layout {
     /// Picks an address for a request hashing to `hash` (consistent hashing), avoiding those
     /// in `tried` unless nothing else is left.
     pub fn pick(&self, hash: u32, tried: &Tried) -> Result<usize, NoPeer> {
+        let now = match self.algo {
+            Algo::Latency { .. } => super::health::now_micros(),
+            _ => 0,
+        };
+        self.pick_at(hash, tried, now)
+    }
+
+    /// [`Layout::pick`] at `now` ([`super::health::now_micros`]), for a caller that has read
+    /// the clock already (only the latency algorithm uses it).
+    pub fn pick_at(&self, hash: u32, tried: &Tried, now: u64) -> Result<usize, NoPeer> {
         if self.total_weight == 0 {
             return Err(NoPeer::Unhealthy);
         }
         if self.spec.checks.threshold > 0.0 && !self.healthy() {
             return Err(NoPeer::Unhealthy);
         }
-        match self.pick_avoiding(hash, tried) {
+        match self.pick_avoiding(hash, tried, now) {
             Some(i) => Ok(i),
             None if !tried.is_empty() => self
-                .pick_avoiding(hash, &Tried::default())
+                .pick_avoiding(hash, &Tried::default(), now)
                 .ok_or(NoPeer::Exhausted),
             None => Err(NoPeer::Unhealthy),
         }
@@ -322,7 +335,7 @@ impl Layout {
         (0..self.addresses.len()).any(|i| self.usable(i, tried))
     }
 
-    fn pick_avoiding(&self, hash: u32, tried: &Tried) -> Option<usize> {
+    fn pick_avoiding(&self, hash: u32, tried: &Tried, now: u64) -> Option<usize> {
         match &self.algo {
             Algo::Wheel { wheel, cursor } => {
                 if wheel.is_empty() {
@@ -362,10 +375,12 @@ impl Layout {
             }
             Algo::LeastConnections { cursor } => {
                 let n = self.addresses.len();
-                let start = cursor.fetch_add(1, Ordering::Relaxed);
+                if n == 0 {
+                    return None;
+                }
+                let start = cursor.fetch_add(1, Ordering::Relaxed) % n;
                 let mut best: Option<(usize, u64, u64)> = None;
-                for k in 0..n {
-                    let i = (start + k) % n;
+                for i in (start..n).chain(0..start) {
                     if !self.usable(i, tried) {
                         continue;
                     }
@@ -379,17 +394,22 @@ impl Layout {
                 }
                 best.map(|(i, _, _)| i)
             }
-            Algo::Latency { cursor } => {
+            Algo::Latency {
+                cursor,
+                log_weights,
+            } => {
                 let n = self.addresses.len();
-                let start = cursor.fetch_add(1, Ordering::Relaxed);
+                if n == 0 {
+                    return None;
+                }
+                let start = cursor.fetch_add(1, Ordering::Relaxed) % n;
                 let mut best: Option<(usize, f64)> = None;
-                for k in 0..n {
-                    let i = (start + k) % n;
+                for i in (start..n).chain(0..start) {
                     if !self.usable(i, tried) {
                         continue;
                     }
-                    let a = &self.addresses[i];
-                    let score = a.state.ewma() / f64::from(a.weight);
+                    // ln(ewma / weight): the same order as Kong's ewma / weight.
+                    let score = self.addresses[i].state.log_ewma_at(now) - log_weights[i];
                     if best.is_none_or(|(_, s)| score < s) {
                         best = Some((i, score));
                     }

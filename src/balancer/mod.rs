@@ -251,6 +251,7 @@ impl Balancers {
     ) -> HashMap<String, Arc<Upstream>> {
         let mut by_name = HashMap::new();
         let mut fresh: Vec<(Arc<Upstream>, bool)> = Vec::new();
+        let mut unchanged: Vec<Arc<Upstream>> = Vec::new();
         let mut names = Vec::new();
         {
             let mut all = self.upstreams.lock().unwrap_or_else(|p| p.into_inner());
@@ -271,17 +272,29 @@ impl Balancers {
                 let spec = Arc::new(spec);
                 let upstream = match all.remove(&spec.id) {
                     Some(existing) => {
-                        let restart = {
+                        let (changed, restart) = {
                             let mut source =
                                 existing.source.lock().unwrap_or_else(|p| p.into_inner());
                             let restart = source.spec.checks != spec.checks;
+                            let same_targets = source.targets.len() == targets.len()
+                                && source
+                                    .targets
+                                    .iter()
+                                    .zip(&targets)
+                                    .all(|((a, _), (b, _))| a == b);
+                            let changed = restart || *source.spec != *spec || !same_targets;
                             *source = Source {
                                 spec: spec.clone(),
                                 targets,
                             };
-                            restart
+                            (changed, restart)
                         };
-                        fresh.push((existing.clone(), restart));
+                        if changed {
+                            fresh.push((existing.clone(), restart));
+                        } else {
+                            // Unchanged: the layout stays (and with it the round-robin cursor).
+                            unchanged.push(existing.clone());
+                        }
                         existing
                     }
                     None => {
@@ -314,8 +327,11 @@ impl Balancers {
             *all = next;
         }
         self.dns.warm(&names, WARM_LIMIT).await;
-        for (upstream, restart) in fresh {
-            upstream.rebuild();
+        let all = fresh
+            .into_iter()
+            .inspect(|(upstream, _)| upstream.rebuild())
+            .chain(unchanged.into_iter().map(|u| (u, false)));
+        for (upstream, restart) in all {
             let running = upstream
                 .task
                 .lock()

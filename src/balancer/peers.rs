@@ -2,6 +2,7 @@
 //! cache (per-request round-robin over the records), or its upstream's balancer (which may pick
 //! another address for a retry). Outcomes feed the passive health checks and the latency EWMA.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -68,37 +69,51 @@ pub struct HashInput<'a> {
 }
 
 /// The value a request hashes to (Kong's `get_value_to_hash`), and the cookie to set when the
-/// hashing cookie was missing.
-pub fn hash_value(spec: &UpstreamSpec, input: &HashInput<'_>) -> (Option<String>, Option<String>) {
+/// hashing cookie was missing. Borrowed from the request whenever it can be.
+pub fn hash_value<'a>(
+    spec: &UpstreamSpec,
+    input: &HashInput<'a>,
+) -> (Option<Cow<'a, str>>, Option<String>) {
     let mut cookie = None;
     for (n, on) in [&spec.hash_on, &spec.hash_fallback].into_iter().enumerate() {
-        let value: Option<String> = match on {
+        let value: Option<Cow<'a, str>> = match on {
             HashOn::None => return (None, cookie),
-            HashOn::Consumer => input.consumer.map(str::to_owned),
-            HashOn::Ip => Some(input.ip.to_string()),
+            HashOn::Consumer => input.consumer.map(Cow::Borrowed),
+            HashOn::Ip => Some(Cow::Owned(input.ip.to_string())),
             HashOn::Header(name) => {
-                let values: Vec<&str> = input
+                let mut values = input
                     .headers
                     .get_all(name)
                     .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .collect();
-                (!values.is_empty()).then(|| values.join(", "))
+                    .filter_map(|v| v.to_str().ok());
+                match (values.next(), values.next()) {
+                    (None, _) => None,
+                    (Some(one), None) => Some(Cow::Borrowed(one)),
+                    // nginx joins repeated headers with ", ".
+                    (Some(first), Some(second)) => {
+                        let mut joined = format!("{first}, {second}");
+                        for v in values {
+                            joined.push_str(", ");
+                            joined.push_str(v);
+                        }
+                        Some(Cow::Owned(joined))
+                    }
+                }
             }
             HashOn::Cookie(name) => match cookie_value(input.headers, name) {
-                Some(v) => Some(v.to_owned()),
+                Some(v) => Some(Cow::Borrowed(v)),
                 None => {
                     let fresh = uuid::Uuid::new_v4().to_string();
                     cookie = Some(format!(
                         "{name}={fresh}; Path={}; Same-Site=Lax; HttpOnly",
                         spec.hash_on_cookie_path
                     ));
-                    Some(fresh)
+                    Some(Cow::Owned(fresh))
                 }
             },
-            HashOn::Path => Some(input.path.to_owned()),
-            HashOn::QueryArg(arg) => input.query.and_then(|q| query_arg(q, arg)),
-            HashOn::UriCapture(_) => input.captures[n].map(str::to_owned),
+            HashOn::Path => Some(Cow::Borrowed(input.path)),
+            HashOn::QueryArg(arg) => input.query.and_then(|q| query_arg(q, arg)).map(Cow::Owned),
+            HashOn::UriCapture(_) => input.captures[n].map(Cow::Borrowed),
         };
         if value.is_some() {
             return (value, cookie);
@@ -171,7 +186,8 @@ pub struct Peers {
     hash: u32,
     tried: Tried,
     in_flight: Option<InFlight>,
-    started: Instant,
+    /// When the current try started (latency algorithm only: reading the clock is not free).
+    started: Option<Instant>,
     cookie: Option<String>,
 }
 
@@ -229,7 +245,7 @@ impl Peers {
                 let layout = u.layout();
                 if layout.spec.algorithm == Algorithm::ConsistentHashing {
                     let (value, set) = hash_value(&layout.spec, input);
-                    hash = xxh32(value.unwrap_or_default().as_bytes());
+                    hash = xxh32(value.as_deref().unwrap_or_default().as_bytes());
                     cookie = set;
                 }
                 Via::Balanced {
@@ -243,14 +259,13 @@ impl Peers {
             hash,
             tried: Tried::default(),
             in_flight: None,
-            started: Instant::now(),
+            started: None,
             cookie,
         })
     }
 
     /// Picks the peer of the next try (another address of the balancer when it has one).
     pub fn pick(&mut self) -> Result<(), PeerError> {
-        self.started = Instant::now();
         match &mut self.via {
             Via::Fixed { .. } => Ok(()),
             Via::Name { name, n, .. } => {
@@ -262,9 +277,18 @@ impl Peers {
                     self.tried.add(prev);
                 }
                 self.in_flight = None;
-                let i = layout.pick(self.hash, &self.tried).map_err(|e| match e {
-                    NoPeer::Unhealthy | NoPeer::Exhausted => PeerError::NoPeer,
-                })?;
+                let now = if layout.spec.algorithm == Algorithm::Latency {
+                    let at = Instant::now();
+                    self.started = Some(at);
+                    super::health::micros_at(at)
+                } else {
+                    0
+                };
+                let i = layout
+                    .pick_at(self.hash, &self.tried, now)
+                    .map_err(|e| match e {
+                        NoPeer::Unhealthy | NoPeer::Exhausted => PeerError::NoPeer,
+                    })?;
                 *current = Some(i);
                 if layout.spec.algorithm == Algorithm::LeastConnections {
                     self.in_flight = Some(layout.addresses[i].state.enter());
@@ -358,10 +382,10 @@ impl Peers {
             ) {
                 self.report(r);
             }
-            if layout.spec.algorithm == Algorithm::Latency {
+            if let Some(started) = self.started {
                 layout.addresses[*i]
                     .state
-                    .record(self.started.elapsed().as_secs_f64());
+                    .record(started.elapsed().as_secs_f64());
             }
         }
     }

@@ -8,8 +8,10 @@
 //!        → body filter (per chunk) → log (always, also after errors)
 //! ```
 //!
-//! Today the phases without plugins are: route match (the snapshot's [`Router`]), the upstream
-//! request ([`forward`]), the response headers, streaming the body back, and the access log.
+//! Today the phases without plugins are: route match (the snapshot's [`Router`]), the balancer
+//! ([`crate::balancer::peers::Peers`]: the service's IP, its name through the DNS cache, or its
+//! upstream's balancer; retries ask it again), the upstream request ([`forward`]), the response
+//! headers, streaming the body back, and the access log.
 //! Every failure is a [`ProxyError`], turned into a response in one place ([`error::respond`]).
 //! One `Arc<Snapshot>` is loaded per request, so a configuration change never splits a request.
 //! Before any of this, a TLS listener's handshake takes its certificate from the snapshot by the
