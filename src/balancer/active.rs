@@ -193,6 +193,93 @@ fn parse_status(line: &str) -> Option<u16> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::balancer::health::AddrState;
+
+    fn spec(kind: &str) -> UpstreamSpec {
+        let doc = json!({"name": "probe.test", "healthchecks": {"active": {"type": kind, "timeout": 0.5,
+            "http_path": "/status", "headers": {"x-probe": ["yes"]}}}});
+        match doc {
+            serde_json::Value::Object(m) => UpstreamSpec::read(&m),
+            _ => UpstreamSpec::read(&Default::default()),
+        }
+    }
+
+    fn address(port: u16) -> Address {
+        let ip: std::net::IpAddr = "127.0.0.1".parse().expect("ip");
+        Address {
+            ip,
+            ip_text: "127.0.0.1".into(),
+            port,
+            weight: 10,
+            target: 0,
+            hostname: "backend.test".into(),
+            state: Arc::new(AddrState::new()),
+        }
+    }
+
+    /// A one-shot server answering `status`, returning the request it read.
+    async fn server(status: u16) -> (u16, tokio::task::JoinHandle<String>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        let task = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.expect("accept");
+            let mut buf = vec![0u8; 1024];
+            let n = s.read(&mut buf).await.unwrap_or(0);
+            let reply = format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n");
+            let _ = s.write_all(reply.as_bytes()).await;
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        });
+        (port, task)
+    }
+
+    #[tokio::test]
+    async fn http_probes_send_path_host_and_headers_and_read_the_status() {
+        let tls = ProbeTls::new(&[]);
+        let (port, seen) = server(200).await;
+        let r = probe(&address(port), &spec("http"), &tls).await;
+        assert_eq!(r, Some(Report::Success));
+        let request = seen.await.expect("request");
+        assert!(
+            request.starts_with("GET /status HTTP/1.1\r\nHost: backend.test\r\n"),
+            "{request}"
+        );
+        assert!(request.contains("x-probe: yes\r\n"), "{request}");
+        let (port, _) = server(500).await;
+        assert_eq!(
+            probe(&address(port), &spec("http"), &tls).await,
+            Some(Report::HttpFailure)
+        );
+        // In neither list: not counted.
+        let (port, _) = server(201).await;
+        assert_eq!(probe(&address(port), &spec("http"), &tls).await, None);
+    }
+
+    #[tokio::test]
+    async fn tcp_probes_connect_only() {
+        let tls = ProbeTls::new(&[]);
+        let (port, _) = server(200).await;
+        assert_eq!(
+            probe(&address(port), &spec("tcp"), &tls).await,
+            Some(Report::Success)
+        );
+        // Nothing listens there any more.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let closed = l.local_addr().expect("addr").port();
+        drop(l);
+        assert_eq!(
+            probe(&address(closed), &spec("tcp"), &tls).await,
+            Some(Report::TcpFailure)
+        );
+    }
+
     #[test]
     fn status_lines() {
         assert_eq!(super::parse_status("HTTP/1.1 200 OK\r\n"), Some(200));
