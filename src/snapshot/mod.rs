@@ -191,7 +191,30 @@ impl Snapshot {
             ca_certificates: &ca_certificates,
             trusted: &settings.trusted_certificates,
         };
-        let (upstreams, problems) = Upstreams::build(settings.keepalive, &services, &sources);
+        // Kong: a service without a client certificate presents its upstream entity's.
+        let upstream_certs: HashMap<String, String> = upstream_docs
+            .iter()
+            .filter_map(|u| {
+                let name = u.get("name")?.as_str()?.to_ascii_lowercase();
+                let cert = u.get("client_certificate")?.get("id")?.as_str()?;
+                Some((name, cert.to_owned()))
+            })
+            .collect();
+        let patched: Vec<crate::router::ServiceInfo> = services
+            .iter()
+            .filter(|s| s.client_certificate.is_none())
+            .filter_map(|s| {
+                let cert = upstream_certs.get(&s.host.to_ascii_lowercase())?;
+                let mut s = (*s).clone();
+                s.client_certificate = Some(cert.clone());
+                Some(s)
+            })
+            .collect();
+        let with_fallback: Vec<&crate::router::ServiceInfo> = services
+            .iter()
+            .map(|s| patched.iter().find(|p| p.id == s.id).unwrap_or(*s))
+            .collect();
+        let (upstreams, problems) = Upstreams::build(settings.keepalive, &with_fallback, &sources);
         for problem in problems {
             tracing::error!(error = %problem, "upstream TLS unusable; the service answers 502");
         }
