@@ -555,6 +555,26 @@ fn srv_records_give_ports_and_weights_and_ttls_are_respected() {
     let row = health(&kong, "srv.test")["data"][0].clone();
     assert_eq!(row["data"]["dns"], "SRV");
     assert_eq!(row["data"]["addresses"].as_array().map(Vec::len), Some(2));
+    // Host upstream: the target's name, or with use_srv_name the SRV record's target.
+    let r = send("GET", &kong.proxy("/srv"), &[], None);
+    let host = r.header("x-host").unwrap_or_default().to_owned();
+    assert!(host.starts_with("svc.bal.test:"), "{host}");
+    balanced(
+        &kong,
+        "srv-name.test",
+        json!({"use_srv_name": true}),
+        &[("svc.bal.test:1".to_owned(), 100)],
+        "/byname",
+    );
+    for _ in 0..4 {
+        let r = send("GET", &kong.proxy("/byname"), &[], None);
+        let host = r.header("x-host").unwrap_or_default().to_owned();
+        let expected = match r.header("x-instance") {
+            Some("one") => format!("one.bal.test:{}", one.port()),
+            _ => format!("two.bal.test:{}", two.port()),
+        };
+        assert_eq!(host, expected);
+    }
 
     // A plain service host: resolved once per TTL, in the background, never per request.
     let first = Instance::start("first");
