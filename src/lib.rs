@@ -9,6 +9,10 @@
 //! - [`proxy`]: client traffic, running from the configuration snapshot only;
 //! - [`stream`]: TCP, TLS and UDP traffic of the `stream_listen` listeners, from the snapshot too;
 //! - [`router`]: which route and service a request goes to (pure matching, no IO);
+//! - [`balancer`]: which address of an upstream entity a request goes to, and the health of
+//!   every address (node-wide, surviving snapshot rebuilds; shared by proxy and Admin API
+//!   through the [`node::Node`]);
+//! - [`dns`]: the node's DNS cache, refreshed in the background;
 //! - [`declarative`]: the `kong.yml` format: parse, flatten, import and export;
 //! - [`snapshot`]: the configuration the proxy runs from, rebuilt on every datastore change;
 //! - [`store`]: entities, their schemas and backends (embedded SQLite by default);
@@ -17,9 +21,11 @@
 
 pub mod admin;
 pub mod allocations;
+pub mod balancer;
 pub mod cli;
 pub mod config;
 pub mod declarative;
+pub mod dns;
 pub mod logging;
 pub mod node;
 pub mod plugins;

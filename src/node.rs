@@ -95,12 +95,17 @@ pub struct Node {
     pub snapshot: Arc<ArcSwap<Snapshot>>,
     /// DB-less: MD5 of the loaded declarative configuration, all zeros before any (`/status`).
     pub configuration_hash: ArcSwap<String>,
+    /// Upstream balancers, their health and the DNS cache: node-wide, surviving snapshot
+    /// rebuilds; the proxy picks through them, the Admin API reads and sets health here.
+    pub balancers: Arc<crate::balancer::Balancers>,
 }
 
 impl Node {
     /// Creates the node state for `config`.
     pub fn new(config: Config, id: uuid::Uuid) -> std::io::Result<Arc<Node>> {
         let logs = AccessLogs::open(&config)?;
+        let dns = crate::dns::Dns::new(&config.dns);
+        let balancers = crate::balancer::Balancers::new(dns, &config.lua_ssl_trusted_certificate);
         Ok(Arc::new(Node {
             id,
             hostname: nix::unistd::gethostname()
@@ -114,6 +119,7 @@ impl Node {
             counters: Counters::default(),
             snapshot: Arc::new(ArcSwap::from_pointee(Snapshot::empty())),
             configuration_hash: ArcSwap::from_pointee(crate::declarative::EMPTY_HASH.to_owned()),
+            balancers,
         }))
     }
 }

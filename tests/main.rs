@@ -9,6 +9,7 @@ mod admin_config;
 mod admin_endpoints;
 mod admin_entities;
 mod admin_info;
+mod balancer;
 mod config_cli;
 mod declarative;
 mod generated;

@@ -396,6 +396,26 @@ fn a_client_certificate_is_presented_for_mutual_tls() {
     );
     let r = send("GET", &kong.proxy("/mtls"), &[], None);
     assert_eq!(r.status, 200, "{}", r.body);
+    // A service on an upstream entity presents the upstream's certificate when it has none.
+    admin(
+        &kong,
+        "POST",
+        "/upstreams",
+        json!({"name": "mtls.test", "client_certificate": {"id": cert}}),
+    );
+    admin(
+        &kong,
+        "POST",
+        "/upstreams/mtls.test/targets",
+        json!({"target": format!("localhost:{}", up.port)}),
+    );
+    expose(
+        &kong,
+        json!({"host": "mtls.test", "protocol": "https"}),
+        "/upstream-mtls",
+    );
+    let r = send("GET", &kong.proxy("/upstream-mtls"), &[], None);
+    assert_eq!(r.status, 200, "{}", r.body);
 }
 
 /// The `Sec-WebSocket-Accept` answer to `key`.

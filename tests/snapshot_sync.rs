@@ -35,6 +35,7 @@ fn settings() -> Settings {
             idle_timeout: 60,
         },
         trusted_certificates: vec!["system".into()],
+        balancers: None,
     }
 }
 

@@ -62,6 +62,17 @@ pub fn all() -> BTreeMap<String, Vec<&'static str>> {
         out.insert(format!("{list}/{{{}}}", n.name), entity_methods.clone());
     }
     out.insert("/upstreams/{upstreams}/targets/all".into(), vec!["GET"]);
+    out.insert("/upstreams/{upstreams}/health".into(), vec!["GET"]);
+    for op in ["healthy", "unhealthy"] {
+        out.insert(
+            format!("/upstreams/{{upstreams}}/targets/{{targets}}/{op}"),
+            vec!["PUT"],
+        );
+        out.insert(
+            format!("/upstreams/{{upstreams}}/targets/{{targets}}/{{address}}/{op}"),
+            vec!["PUT"],
+        );
+    }
     out
 }
 

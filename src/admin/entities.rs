@@ -32,7 +32,7 @@ const ESCAPE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 /// One parsed request.
-struct Req {
+pub(super) struct Req {
     method: Method,
     query: Vec<(String, String)>,
     headers: HeaderMap,
@@ -40,7 +40,8 @@ struct Req {
 }
 
 impl Req {
-    fn query(&self, name: &str) -> Option<&str> {
+    /// The first value of query argument `name`.
+    pub(super) fn query(&self, name: &str) -> Option<&str> {
         self.query
             .iter()
             .find(|(k, _)| k == name)
@@ -118,6 +119,10 @@ enum Target<'a> {
     NestedEntity(&'static Nested, &'a str, &'a str),
     Foreign(&'static Collection, &'a str, &'a str),
     AllTargets(&'a str),
+    /// `/upstreams/{u}/health`.
+    Health(&'a str),
+    /// `/upstreams/{u}/targets/{t}[/{address}]/healthy|unhealthy`.
+    SetHealth(&'a str, &'a str, Option<&'a str>, bool),
 }
 
 impl Target<'_> {
@@ -126,7 +131,8 @@ impl Target<'_> {
             Target::Collection(_) | Target::NestedCollection(..) => {
                 &["GET", "HEAD", "OPTIONS", "POST"]
             }
-            Target::AllTargets(_) => &["GET", "HEAD", "OPTIONS"],
+            Target::AllTargets(_) | Target::Health(_) => &["GET", "HEAD", "OPTIONS"],
+            Target::SetHealth(..) => &["OPTIONS", "PUT"],
             Target::Foreign(..) => &["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "PUT"],
             Target::Entity(..) | Target::NestedEntity(..) => {
                 &["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "PUT"]
@@ -138,6 +144,13 @@ impl Target<'_> {
 fn target(segments: &[String]) -> Option<Target<'_>> {
     match segments {
         [c] => Some(Target::Collection(catalogue::collection(c)?)),
+        [c, x, h] if c == "upstreams" && h == "health" => Some(Target::Health(x)),
+        [c, x, sub, t, op] if c == "upstreams" && sub == "targets" && health_op(op).is_some() => {
+            Some(Target::SetHealth(x, t, None, health_op(op)?))
+        }
+        [c, x, sub, t, a, op] if c == "upstreams" && sub == "targets" => {
+            Some(Target::SetHealth(x, t, Some(a), health_op(op)?))
+        }
         [c, x] => Some(Target::Entity(catalogue::collection(c)?, x)),
         [c, x, sub] => {
             if let Some(n) = catalogue::nested(c, sub) {
@@ -153,6 +166,30 @@ fn target(segments: &[String]) -> Option<Target<'_>> {
         [c, x, sub, y] => Some(Target::NestedEntity(catalogue::nested(c, sub)?, x, y)),
         _ => None,
     }
+}
+
+fn health_op(op: &str) -> Option<bool> {
+    match op {
+        "healthy" => Some(true),
+        "unhealthy" => Some(false),
+        _ => None,
+    }
+}
+
+/// The upstream `{u}` (id or name).
+pub(super) async fn find_upstream(store: &Store, u: &str) -> Result<Option<Doc>, ApiError> {
+    let c = catalogue::collection("upstreams").ok_or(ApiError::NotFound)?;
+    find(store, schema_of(c)?, u).await
+}
+
+/// Target `{t}` (id or address) of upstream `upstream_id`.
+pub(super) async fn find_target(
+    store: &Store,
+    upstream_id: &str,
+    t: &str,
+) -> Result<Option<Doc>, ApiError> {
+    let n = catalogue::nested("upstreams", "targets").ok_or(ApiError::NotFound)?;
+    find_child(store, n, child_schema(n)?, upstream_id, t).await
 }
 
 async fn route(state: &AdminState, req: &Req, segments: &[String]) -> Result<Response, ApiError> {
@@ -176,6 +213,10 @@ async fn route(state: &AdminState, req: &Req, segments: &[String]) -> Result<Res
         Target::AllTargets(u) => {
             let n = catalogue::nested("upstreams", "targets").ok_or(ApiError::NotFound)?;
             nested_collection(store, req, n, u).await
+        }
+        Target::Health(u) => super::health::get(state, req, u).await,
+        Target::SetHealth(u, t, address, healthy) => {
+            super::health::set(state, u, t, address, healthy).await
         }
     }
 }
@@ -240,7 +281,7 @@ fn unsupported(op: &str, entity: &str, by: Option<&str>) -> ApiError {
     )))
 }
 
-fn page_request(req: &Req) -> Result<PageRequest, ApiError> {
+pub(super) fn page_request(req: &Req) -> Result<PageRequest, ApiError> {
     let size = match req.query("size") {
         None => None,
         Some(s) => Some(s.parse::<usize>().map_err(|_| {

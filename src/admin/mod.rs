@@ -15,6 +15,7 @@ mod debug;
 mod endpoints;
 mod entities;
 mod error;
+mod health;
 mod info;
 mod metrics;
 mod schemas;

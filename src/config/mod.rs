@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 pub use listen::{parse_listeners, Listen};
 pub use parse::Source;
 pub use typed::{
-    ClientLimits, Config, Database, Headers, LogLevel, LogTarget, PgConfig, RawMap, RawValue,
+    ClientLimits, Config, Database, DnsConfig, Headers, LogLevel, LogTarget, PgConfig, RawMap,
+    RawValue,
 };
 
 use typed::Reader;
@@ -354,6 +355,7 @@ fn build(raw: &RawMap, env: &dyn Env, warnings: &mut Vec<String>) -> Result<Conf
         }
     }
 
+    let dns = dns_config(&mut r);
     let declarative_config = r.get("declarative_config").map(absolute);
     let config = Config {
         log_level,
@@ -396,6 +398,7 @@ fn build(raw: &RawMap, env: &dyn Env, warnings: &mut Vec<String>) -> Result<Conf
         upstream_keepalive_max_requests: r.int("upstream_keepalive_max_requests"),
         upstream_keepalive_idle_timeout: r.int("upstream_keepalive_idle_timeout"),
         lua_ssl_trusted_certificate: r.list("lua_ssl_trusted_certificate"),
+        dns,
         node_id,
         router_flavor: r.string("router_flavor"),
         role: r.string("role"),
@@ -418,6 +421,59 @@ fn build(raw: &RawMap, env: &dyn Env, warnings: &mut Vec<String>) -> Result<Conf
         Ok(config)
     } else {
         Err(ConfigError::Invalid { errors: r.errors })
+    }
+}
+
+/// The `dns_*` properties: resolvers as `ip[:port]` (port 53 by default), record types among
+/// `LAST`, `SRV`, `A`, `AAAA` and `CNAME`, TTLs in seconds.
+fn dns_config(r: &mut Reader<'_>) -> DnsConfig {
+    let defaults = DnsConfig::default();
+    let mut resolvers = Vec::new();
+    for entry in r.list("dns_resolver") {
+        let parsed = entry.parse::<std::net::SocketAddr>().ok().or_else(|| {
+            let bare = entry.trim_start_matches('[').trim_end_matches(']');
+            bare.parse::<std::net::IpAddr>()
+                .ok()
+                .map(|ip| std::net::SocketAddr::new(ip, 53))
+        });
+        match parsed {
+            Some(addr) => resolvers.push(addr),
+            None => r.invalid(
+                "dns_resolver",
+                format!("dns_resolver: '{entry}' is not a valid ip[:port]"),
+            ),
+        }
+    }
+    let mut order = Vec::new();
+    for entry in r.list("dns_order") {
+        let upper = entry.trim().to_ascii_uppercase();
+        if ["LAST", "SRV", "A", "AAAA", "CNAME"].contains(&upper.as_str()) {
+            order.push(upper);
+        } else {
+            r.invalid(
+                "dns_order",
+                format!("dns_order: invalid entry '{entry}' (LAST, SRV, A, AAAA, CNAME)"),
+            );
+        }
+    }
+    if order.is_empty() {
+        order = defaults.order.clone();
+    }
+    DnsConfig {
+        resolvers,
+        hostsfile: r
+            .get("dns_hostsfile")
+            .map(PathBuf::from)
+            .unwrap_or(defaults.hostsfile),
+        order,
+        valid_ttl: r.seconds("dns_valid_ttl"),
+        stale_ttl: r.seconds("dns_stale_ttl").unwrap_or(defaults.stale_ttl),
+        cache_size: r.opt_int("dns_cache_size").unwrap_or(defaults.cache_size),
+        not_found_ttl: r
+            .seconds("dns_not_found_ttl")
+            .unwrap_or(defaults.not_found_ttl),
+        error_ttl: r.seconds("dns_error_ttl").unwrap_or(defaults.error_ttl),
+        no_sync: r.bool("dns_no_sync"),
     }
 }
 

@@ -277,6 +277,8 @@ pub struct Config {
     pub upstream_keepalive_idle_timeout: u64,
     /// CA bundles trusted for upstream TLS verification (`system` = the OS bundle).
     pub lua_ssl_trusted_certificate: Vec<String>,
+    /// Name resolution (`dns_*`).
+    pub dns: DnsConfig,
     /// Fixed node id, when configured.
     pub node_id: Option<uuid::Uuid>,
     /// Router flavor.
@@ -285,6 +287,45 @@ pub struct Config {
     pub role: String,
     /// Every property's final raw value (unset ones as `None`), for `.kong_env` and `GET /`.
     pub raw: BTreeMap<String, Option<String>>,
+}
+
+/// Name resolution settings (`dns_*` properties).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsConfig {
+    /// Name servers (`dns_resolver`); empty: those of `/etc/resolv.conf`.
+    pub resolvers: Vec<std::net::SocketAddr>,
+    /// The hosts file (`dns_hostsfile`).
+    pub hostsfile: PathBuf,
+    /// Record types tried, in order (`dns_order`): `LAST`, `SRV`, `A`, `AAAA`, `CNAME`.
+    pub order: Vec<String>,
+    /// Seconds overriding every answer's TTL (`dns_valid_ttl`).
+    pub valid_ttl: Option<f64>,
+    /// Seconds a stale answer is still served while it is refreshed (`dns_stale_ttl`).
+    pub stale_ttl: f64,
+    /// Names kept in the cache (`dns_cache_size`).
+    pub cache_size: usize,
+    /// Seconds a name error or empty answer is kept (`dns_not_found_ttl`).
+    pub not_found_ttl: f64,
+    /// Seconds any other failure is kept (`dns_error_ttl`).
+    pub error_ttl: f64,
+    /// Concurrent lookups of one name are not merged (`dns_no_sync`).
+    pub no_sync: bool,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            resolvers: Vec::new(),
+            hostsfile: PathBuf::from("/etc/hosts"),
+            order: ["LAST", "SRV", "A", "CNAME"].map(String::from).to_vec(),
+            valid_ttl: None,
+            stale_ttl: 3600.0,
+            cache_size: 10000,
+            not_found_ttl: 30.0,
+            error_ttl: 1.0,
+            no_sync: false,
+        }
+    }
 }
 
 /// Collects typing errors while reading raw values.
@@ -464,6 +505,13 @@ impl<'a> Reader<'a> {
     }
 
     /// Reports an error about `key` with an explicit reason.
+    /// A number of seconds (fractions allowed); `None` when unset or not a number.
+    pub fn seconds(&self, key: &str) -> Option<f64> {
+        self.get(key)
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|v| v.is_finite() && *v >= 0.0)
+    }
+
     pub fn invalid(&mut self, key: &str, reason: String) {
         self.fail(key, reason);
     }

@@ -62,6 +62,12 @@ pub enum ProxyError {
     /// The upstream host name did not resolve.
     #[error("name resolution failed")]
     NameResolution,
+    /// The upstream's balancer has no healthy address to offer.
+    #[error("failure to get a peer from the ring-balancer")]
+    NoPeer,
+    /// The DNS servers failed to answer for the upstream host name.
+    #[error("{0}")]
+    Dns(String),
     /// Connecting, sending or waiting for the response took longer than the service allows.
     #[error("The upstream server is timing out")]
     GatewayTimeout,
@@ -85,7 +91,10 @@ impl ProxyError {
             ProxyError::NoService => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Rejected(status, _) => *status,
             ProxyError::BadGateway => StatusCode::BAD_GATEWAY,
-            ProxyError::Unavailable | ProxyError::NameResolution => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Unavailable | ProxyError::NameResolution | ProxyError::NoPeer => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ProxyError::Dns(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ProxyError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -106,6 +115,8 @@ impl ProxyError {
             ProxyError::BadGateway
             | ProxyError::Unavailable
             | ProxyError::NameResolution
+            | ProxyError::NoPeer
+            | ProxyError::Dns(_)
             | ProxyError::GatewayTimeout => Side::Upstream,
             ProxyError::Internal => Side::Internal,
         }
@@ -120,9 +131,22 @@ impl ProxyError {
                 | ProxyError::Internal
                 | ProxyError::UpgradeRequired
                 | ProxyError::NameResolution
+                | ProxyError::NoPeer
+                | ProxyError::Dns(_)
                 | ProxyError::NoService
                 | ProxyError::Rejected(..)
         )
+    }
+}
+
+impl From<crate::balancer::peers::PeerError> for ProxyError {
+    fn from(e: crate::balancer::peers::PeerError) -> ProxyError {
+        use crate::balancer::peers::PeerError;
+        match e {
+            PeerError::NoPeer => ProxyError::NoPeer,
+            PeerError::NameResolution => ProxyError::NameResolution,
+            PeerError::Dns(m) => ProxyError::Dns(m),
+        }
     }
 }
 

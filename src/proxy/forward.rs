@@ -2,8 +2,10 @@
 //! the service's timeouts and retries, and the mapping of failures to Kong's 502/503/504.
 //!
 //! A try is repeated (up to the service's `retries`) when the connection could not be made, or
-//! when the request came back unsent; a reused keep-alive connection found closed by the peer
-//! costs a new connection, not a retry. As nginx, a request that reached the upstream is sent
+//! when the request came back unsent, or (idempotent buffered requests) timed out; each retry
+//! asks the [`Peers`] again, so a balanced upstream may send it to another target, and every
+//! failure or response is reported to them for the passive health checks. A reused keep-alive
+//! connection found closed by the peer costs a new connection, not a retry. As nginx, a request that reached the upstream is sent
 //! again only when its method is idempotent and its body was buffered; a POST or PATCH is never
 //! duplicated.
 //!
@@ -22,6 +24,7 @@ use hyper::body::Incoming;
 use super::error::ProxyError;
 use super::pool::{Conn, PeerRef, Pool, PooledBody, Returning, Sender};
 use super::upstream::{dial, Keepalive, TlsProfile, UpstreamBody};
+use crate::balancer::peers::Peers;
 
 /// What a streamed client body did wrong, if anything.
 #[derive(Debug, Default)]
@@ -82,19 +85,60 @@ impl http_body::Body for ClientBody {
     }
 }
 
-/// Where and how to send one request.
+/// How to send one request (where to is the [`Peers`]' business, try by try).
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {
-    /// The peer connected to.
-    pub peer: PeerRef<'a>,
-    /// The TLS profile, when the peer speaks TLS.
+    /// The TLS profile, when the upstream speaks TLS.
     pub tls: Option<&'a TlsProfile>,
+    /// Whether the connection speaks HTTP/2.
+    pub h2: bool,
+    /// How the upstream `Host` (and TLS server name) follows the peer.
+    pub host: HostRule<'a>,
     /// Timeouts of the service.
     pub timeouts: Timeouts,
     /// Extra tries after a failed connection (`retries`).
     pub retries: u32,
     /// How long a client streaming its body may pause (`client_body_timeout`).
     pub client_body_timeout: Duration,
+}
+
+/// Where the upstream `Host` comes from.
+#[derive(Debug, Clone, Copy)]
+pub struct HostRule<'a> {
+    /// A `Host` kept whatever the peer (`preserve_host`, or set by a plugin).
+    pub fixed: Option<&'a str>,
+    /// The scheme's default port, left out of a `Host` built from the peer.
+    pub default_port: u16,
+}
+
+impl HostRule<'_> {
+    /// The `Host` for a peer named `hostname` on `port`.
+    pub fn host(&self, hostname: &str, port: u16) -> String {
+        match self.fixed {
+            Some(h) => h.to_owned(),
+            None if port == self.default_port => bracket(hostname),
+            None => format!("{}:{port}", bracket(hostname)),
+        }
+    }
+
+    /// The TLS server name: the `Host` without its port.
+    pub fn sni<'b>(&'b self, hostname: &'b str) -> &'b str {
+        match self.fixed {
+            Some(h) => h
+                .rsplit_once(':')
+                .filter(|(h, p)| !h.ends_with(':') && p.parse::<u16>().is_ok())
+                .map_or(h, |(h, _)| h),
+            None => hostname,
+        }
+    }
+}
+
+fn bracket(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
 }
 
 /// A service's timeouts.
@@ -120,13 +164,16 @@ pub enum Outgoing {
 /// connection is not pooled.
 pub type Upstream = Response<PooledBody>;
 
-/// Sends `head` + `body` to `target`, through `pool`.
+/// Sends `head` + `body` as `target` says, to the peer `peers` has chosen, through `pool`.
+/// A retry asks `peers` for the next peer; every try's outcome is reported to it (passive
+/// health checks).
 pub async fn send(
     pool: &Arc<Pool>,
     keepalive: Keepalive,
     head: http::request::Parts,
     body: Outgoing,
     target: &Target<'_>,
+    peers: &mut Peers,
 ) -> Result<Upstream, ProxyError> {
     let streamed = matches!(body, Outgoing::Streamed(_));
     let idempotent = matches!(
@@ -161,19 +208,46 @@ pub async fn send(
     // once).
     let limit = t.read + if streamed { t.write } else { Duration::ZERO };
     let mut tries = 0u32;
+    // The first peer was chosen by the caller (it built the request's Host from it).
+    let mut pick = false;
     loop {
-        let conn = match pool.checkout(target.peer, &keepalive) {
-            Some(conn) => conn,
-            None => match dial(target.peer, target.tls, t.connect).await {
-                Ok(conn) => conn,
-                Err(e) => {
-                    if retryable(&e) && tries < target.retries {
-                        tries += 1;
-                        continue;
-                    }
-                    return Err(e);
+        if pick {
+            pick = false;
+            peers.pick()?;
+            if peers.balanced() && target.host.fixed.is_none() && !target.h2 {
+                // Another target may want another Host.
+                let c = peers.chosen();
+                if let Ok(v) = http::HeaderValue::from_str(&target.host.host(c.hostname, c.port)) {
+                    req.headers_mut().insert(http::header::HOST, v);
                 }
-            },
+            }
+        }
+        let connected = {
+            let c = peers.chosen();
+            let peer = PeerRef {
+                host: c.host,
+                port: c.port,
+                tls: target
+                    .tls
+                    .map(|profile| (profile.id, target.host.sni(c.hostname))),
+                h2: target.h2,
+            };
+            match pool.checkout(peer, &keepalive) {
+                Some(conn) => Ok(conn),
+                None => dial(peer, target.tls, t.connect).await,
+            }
+        };
+        let conn = match connected {
+            Ok(conn) => conn,
+            Err(e) => {
+                peers.failed(e == ProxyError::GatewayTimeout);
+                if retryable(&e) && tries < target.retries {
+                    tries += 1;
+                    pick = true;
+                    continue;
+                }
+                return Err(e);
+            }
         };
         let reused = conn.reused;
         let outcome = tokio::time::timeout(limit, exchange(conn, req, pool, keepalive)).await;
@@ -181,8 +255,22 @@ pub async fn send(
             return Err(client.clone());
         }
         match outcome {
-            Err(_) => return Err(ProxyError::GatewayTimeout),
+            Err(_) => {
+                peers.failed(true);
+                // As nginx's `proxy_next_upstream timeout`: an idempotent buffered request
+                // goes to the next peer.
+                match &replay {
+                    Some((head, bytes)) if tries < target.retries => {
+                        tries += 1;
+                        pick = true;
+                        req = Request::from_parts(head.clone(), buffered(bytes.clone()));
+                        continue;
+                    }
+                    _ => return Err(ProxyError::GatewayTimeout),
+                }
+            }
             Ok(Ok((resp, returning))) => {
+                peers.answered(resp.status().as_u16());
                 let upgraded = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
                 let (parts, incoming) = resp.into_parts();
                 // An upgraded connection belongs to the tunnel, never to the pool.
@@ -199,18 +287,25 @@ pub async fn send(
                     }
                     (None, _) => {
                         tracing::debug!(error = %error, "upstream request failed");
-                        return Err(classify(&error));
+                        let e = classify(&error);
+                        peers.failed(e == ProxyError::GatewayTimeout);
+                        return Err(e);
                     }
                 };
                 req = unsent;
                 if reused {
+                    // A kept-alive connection closed by the peer meanwhile: not the peer's
+                    // fault, not a try.
                     continue;
                 }
+                let e = classify(&error);
+                peers.failed(e == ProxyError::GatewayTimeout);
                 if tries < target.retries {
                     tries += 1;
+                    pick = true;
                     continue;
                 }
-                return Err(classify(&error));
+                return Err(e);
             }
         }
     }

@@ -8,8 +8,10 @@
 //!        → body filter (per chunk) → log (always, also after errors)
 //! ```
 //!
-//! Today the phases without plugins are: route match (the snapshot's [`Router`]), the upstream
-//! request ([`forward`]), the response headers, streaming the body back, and the access log.
+//! Today the phases without plugins are: route match (the snapshot's [`Router`]), the balancer
+//! ([`crate::balancer::peers::Peers`]: the service's IP, its name through the DNS cache, or its
+//! upstream's balancer; retries ask it again), the upstream request ([`forward`]), the response
+//! headers, streaming the body back, and the access log.
 //! Every failure is a [`ProxyError`], turned into a response in one place ([`error::respond`]).
 //! One `Arc<Snapshot>` is loaded per request, so a configuration change never splits a request.
 //! Before any of this, a TLS listener's handshake takes its certificate from the snapshot by the
@@ -34,6 +36,8 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
+use crate::balancer::peers::{HashInput, Peers};
+use crate::balancer::Held;
 use crate::config::{ClientLimits, Config};
 use crate::logging::AccessEntry;
 use crate::node::Node;
@@ -45,10 +49,10 @@ use crate::runtime::listener::{ConnInfo, Handler};
 use crate::snapshot::Snapshot;
 use crate::version::SERVER_TOKEN;
 use error::ProxyError;
-use forward::{Outgoing, Target, Timeouts};
+use forward::{HostRule, Outgoing, Target, Timeouts};
 use headers::{Downstream, Trusted};
 use phases::PhaseBody;
-use pool::{PeerRef, Pool};
+use pool::Pool;
 
 static X_KONG_REQUEST_ID: HeaderName = HeaderName::from_static("x-kong-request-id");
 static X_KONG_RESPONSE_LATENCY: HeaderName = HeaderName::from_static("x-kong-response-latency");
@@ -84,6 +88,9 @@ struct Routed {
     upstream_path: String,
     prefix: Option<String>,
     captures: Option<UriCaptures>,
+    /// Values of the URI captures a hashing upstream asks for (`hash_on_uri_capture`,
+    /// `hash_fallback_uri_capture`).
+    hash_captures: [Option<String>; 2],
 }
 
 /// What the access log says about the request.
@@ -437,9 +444,11 @@ impl Proxy {
                     router::Protocol::Grpc
                 };
             }
+            let hash_captures = uri_captures(snapshot, m.service_index, m.captures.as_ref());
             Routed {
                 route: m.route_index,
                 service: m.service_index,
+                hash_captures,
                 preserve_host: m.route.preserve_host,
                 request_buffering: m.route.request_buffering,
                 upstream_path: router::escape_path(&m.upstream_path.to_string()).into_owned(),
@@ -498,6 +507,35 @@ impl Proxy {
         if flow.collected.iter().any(|e| e.plugin.logs()) {
             ctx.log.request_headers = Some(ctx.request.headers.clone());
         }
+        // Balancer: the first peer, whose name the upstream Host is built from.
+        let route = snapshot
+            .routes
+            .get(routed.service.unwrap_or(usize::MAX))
+            .ok_or(ProxyError::NoService)?;
+        let consumer = ctx
+            .consumer_id()
+            .map(str::to_owned)
+            .or_else(|| ctx.credential().map(|c| c.id.clone()));
+        let input = HashInput {
+            consumer: consumer.as_deref(),
+            ip: ctx.client_ip(),
+            headers: &ctx.request.headers,
+            path: &path,
+            query: ctx.request.uri.query(),
+            captures: [
+                routed.hash_captures[0].as_deref(),
+                routed.hash_captures[1].as_deref(),
+            ],
+        };
+        let mut peers = Peers::start(
+            route,
+            &service.host,
+            service.port,
+            &self.node.balancers.dns,
+            &input,
+        )
+        .await?;
+        peers.pick()?;
         let mut head = std::mem::replace(&mut ctx.request, Request::new(()).into_parts().0);
         let (tls, h2) = match service.protocol {
             router::Protocol::Https | router::Protocol::Wss => (true, false),
@@ -506,12 +544,18 @@ impl Proxy {
             _ => (false, false),
         };
         let default_port = if tls { 443 } else { 80 };
-        let host_for_upstream = match (plugin_host, routed.preserve_host, host_header.as_deref()) {
-            (Some(h), _, _) => h,
-            (None, true, Some(h)) => h.to_owned(),
-            _ if service.port == default_port => service.host.clone(),
-            _ => format!("{}:{}", bracket(&service.host), service.port),
+        let fixed_host = match (plugin_host, routed.preserve_host, host_header.as_deref()) {
+            (Some(h), _, _) => Some(h),
+            (None, true, Some(h)) => Some(h.to_owned()),
+            _ => None,
         };
+        let host_rule = HostRule {
+            fixed: fixed_host.as_deref(),
+            default_port,
+        };
+        let chosen = peers.chosen();
+        let host_for_upstream = host_rule.host(chosen.hostname, chosen.port);
+        ctx.log.upstream_addr = Some((chosen.host.to_owned(), chosen.port));
         // A plugin that changed the request's path (request-transformer's `replace.uri`, as
         // Kong's `kong.service.request.set_path`) chose the whole upstream path itself.
         let mut path_and_query = if ctx.upstream_path_set() || head.uri.path() != raw_path {
@@ -575,20 +619,12 @@ impl Proxy {
                 head.headers.insert(X_KONG_REQUEST_ID.clone(), v);
             }
         }
-        // The server name sent is the Host going upstream, without its port.
-        let sni = host_for_upstream
-            .rsplit_once(':')
-            .filter(|(h, p)| !h.ends_with(':') && p.parse::<u16>().is_ok())
-            .map_or(host_for_upstream.as_str(), |(h, _)| h);
         let profile = snapshot.upstreams.tls(service);
         let target = Target {
-            peer: PeerRef {
-                host: &service.host,
-                port: service.port,
-                tls: tls.then_some((profile.id, sni)),
-                h2,
-            },
             tls: tls.then_some(&**profile),
+            h2,
+            // The server name sent is the Host going upstream, without its port.
+            host: host_rule,
             timeouts: Timeouts {
                 connect: std::time::Duration::from_millis(service.connect_timeout),
                 write: std::time::Duration::from_millis(service.write_timeout),
@@ -616,9 +652,9 @@ impl Proxy {
         let sent = Instant::now();
         let proxy_latency = sent.duration_since(started).as_millis() as u64;
         let keepalive = snapshot.upstreams.keepalive;
-        ctx.log.upstream_addr = Some((service.host.clone(), service.port));
         ctx.log.proxy_latency = Some(proxy_latency);
-        let mut resp = forward::send(&self.pool, keepalive, head, outgoing, &target).await?;
+        let mut resp =
+            forward::send(&self.pool, keepalive, head, outgoing, &target, &mut peers).await?;
         let upstream_latency = sent.elapsed().as_millis() as u64;
         ctx.log.upstream_latency = Some(upstream_latency);
         ctx.log.upstream_status = Some(resp.status().as_u16());
@@ -637,6 +673,10 @@ impl Proxy {
             )
         });
         headers::strip_hop_by_hop(&mut parts.headers);
+        if let Some(cookie) = peers.cookie().and_then(|c| HeaderValue::from_str(c).ok()) {
+            // Cookie hashing: the client gets the cookie it lacked, next to the upstream's.
+            parts.headers.append(http::header::SET_COOKIE, cookie);
+        }
         if let Some((upgrade_to, connection)) = upgrade_headers {
             if let Some(v) = upgrade_to {
                 parts.headers.insert(http::header::UPGRADE, v);
@@ -686,8 +726,10 @@ impl Proxy {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
+        // Least-connections counts the request in flight until its body is over.
+        let body = Held::new(body.map_err(BoxError::from), peers.take_in_flight());
         Ok(Answer {
-            response: Response::from_parts(parts, body.map_err(BoxError::from).boxed()),
+            response: Response::from_parts(parts, body.boxed()),
             bytes,
         })
     }
@@ -768,14 +810,6 @@ async fn tunnel_upgraded(client: hyper::upgrade::OnUpgrade, upstream: hyper::upg
     let mut upstream = hyper_util::rt::TokioIo::new(upstream);
     if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
         tracing::debug!(error = %e, "upgraded connection ended");
-    }
-}
-
-fn bracket(host: &str) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_owned()
     }
 }
 
@@ -870,6 +904,32 @@ fn spawn_sweeper(pool: std::sync::Weak<Pool>, node: Arc<Node>) {
             pool.sweep(std::time::Duration::from_secs(idle));
         }
     });
+}
+
+/// The values of the URI captures the service's hashing upstream asks for, if any.
+fn uri_captures(
+    snapshot: &Snapshot,
+    service: Option<usize>,
+    captures: Option<&router::UriCaptures<'_>>,
+) -> [Option<String>; 2] {
+    use crate::balancer::spec::HashOn;
+    let (Some(spec), Some(captures)) = (
+        service
+            .and_then(|i| snapshot.routes.get(i))
+            .and_then(|r| r.spec()),
+        captures,
+    ) else {
+        return [None, None];
+    };
+    let get = |on: &HashOn| match on {
+        HashOn::UriCapture(group) => match group.parse::<usize>() {
+            Ok(n) => captures.get(n),
+            Err(_) => captures.name(group),
+        }
+        .map(str::to_owned),
+        _ => None,
+    };
+    [get(&spec.hash_on), get(&spec.hash_fallback)]
 }
 
 /// `HTTP/1.1`-style protocol name for logs.

@@ -303,6 +303,30 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// The TLS client settings of active https health probes (HTTP/1.1): verifying against
+/// `trusted` (`lua_ssl_trusted_certificate` entries; `system` = the OS bundle), or not verifying
+/// when `None`.
+pub fn probe_tls(trusted: Option<&[String]>) -> Arc<rustls::ClientConfig> {
+    let roots = match trusted {
+        None => None,
+        Some(entries) => {
+            let entries = if entries.is_empty() {
+                vec!["system".to_owned()]
+            } else {
+                entries.to_vec()
+            };
+            match trusted_roots(&entries) {
+                Ok(r) => Some((Arc::new(r), 8)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "trusted certificates for health probes unreadable");
+                    Some((Arc::new(Roots::default()), 8))
+                }
+            }
+        }
+    };
+    profile(0, roots, None).h1
+}
+
 /// A profile with `roots` (and a depth) to verify against, or none (no verification).
 fn profile(id: u64, roots: Option<(Arc<Roots>, u8)>, client: Option<ClientIdentity>) -> TlsProfile {
     let provider = provider();

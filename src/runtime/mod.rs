@@ -170,7 +170,8 @@ async fn serve(
     }
     // The first snapshot is built before any listener opens: a node never serves without one.
     let settings_registry = registry.clone();
-    let settings = crate::snapshot::Settings::of(&config, registry);
+    let mut settings = crate::snapshot::Settings::of(&config, registry);
+    settings.balancers = Some(node.balancers.clone());
     let sync = crate::snapshot::spawn_sync(store.clone(), node.snapshot.clone(), settings).await?;
     let state = AdminState {
         registry: settings_registry,

@@ -19,6 +19,9 @@ use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::balancer::peers::ServiceRoute;
+use crate::balancer::spec::{TargetSpec, UpstreamSpec};
+use crate::balancer::Balancers;
 use crate::plugins::{Plugins, Registry};
 use crate::proxy::upstream::{Keepalive, TlsSources, Upstreams};
 use crate::router::{Router, RouterError, StreamRouter};
@@ -42,6 +45,8 @@ pub struct Snapshot {
     pub upstreams: Upstreams,
     /// Plugin chains for every route, and the global one.
     pub plugins: Plugins,
+    /// How each service (by router index) reaches its upstream: IP, DNS name or balancer.
+    pub routes: Arc<Vec<ServiceRoute>>,
     /// Entities looked up while serving (routes, services, consumers, credentials).
     pub index: Index,
     /// Increases by one with every rebuild.
@@ -74,6 +79,8 @@ pub struct Settings {
     pub keepalive: Keepalive,
     /// CAs trusted for upstreams whose service names none (`lua_ssl_trusted_certificate`).
     pub trusted_certificates: Vec<String>,
+    /// The node's balancers (and DNS cache); `None`: a private set (tests).
+    pub balancers: Option<Arc<Balancers>>,
 }
 
 impl Settings {
@@ -87,6 +94,7 @@ impl Settings {
                 idle_timeout: config.upstream_keepalive_idle_timeout,
             },
             trusted_certificates: config.lua_ssl_trusted_certificate.clone(),
+            balancers: None,
         }
     }
 }
@@ -104,6 +112,7 @@ impl Snapshot {
                 idle_timeout: 60,
             }),
             plugins: Plugins::default(),
+            routes: Arc::new(Vec::new()),
             index: Index::default(),
             version: 0,
             built_at: SystemTime::now(),
@@ -127,6 +136,8 @@ impl Snapshot {
         let mut client_certificates: HashMap<String, Doc> = HashMap::new();
         let mut ca_certificates: HashMap<String, Doc> = HashMap::new();
         let mut plugin_docs: Vec<Doc> = Vec::new();
+        let mut upstream_docs: Vec<Doc> = Vec::new();
+        let mut target_docs: Vec<Doc> = Vec::new();
         let plan = IndexPlan::with(settings.registry.lookups());
         let mut index = Index::default();
         let by_id = |docs: Vec<Doc>, into: &mut HashMap<String, Doc>| {
@@ -156,6 +167,8 @@ impl Snapshot {
                 index.add(&plan, name, &docs);
                 match name {
                     "plugins" => plugin_docs.extend(docs),
+                    "upstreams" => upstream_docs.extend(docs),
+                    "targets" => target_docs.extend(docs),
                     "routes" => routes.extend(docs),
                     "services" => services.extend(docs),
                     "certificates" => {
@@ -182,10 +195,42 @@ impl Snapshot {
             ca_certificates: &ca_certificates,
             trusted: &settings.trusted_certificates,
         };
-        let (upstreams, problems) = Upstreams::build(settings.keepalive, &services, &sources);
+        // Kong: a service without a client certificate presents its upstream entity's.
+        let upstream_certs: HashMap<String, String> = upstream_docs
+            .iter()
+            .filter_map(|u| {
+                let name = u.get("name")?.as_str()?.to_ascii_lowercase();
+                let cert = u.get("client_certificate")?.get("id")?.as_str()?;
+                Some((name, cert.to_owned()))
+            })
+            .collect();
+        let patched: Vec<crate::router::ServiceInfo> = services
+            .iter()
+            .filter(|s| s.client_certificate.is_none())
+            .filter_map(|s| {
+                let cert = upstream_certs.get(&s.host.to_ascii_lowercase())?;
+                let mut s = (*s).clone();
+                s.client_certificate = Some(cert.clone());
+                Some(s)
+            })
+            .collect();
+        let with_fallback: Vec<&crate::router::ServiceInfo> = services
+            .iter()
+            .map(|s| patched.iter().find(|p| p.id == s.id).unwrap_or(*s))
+            .collect();
+        let (upstreams, problems) = Upstreams::build(settings.keepalive, &with_fallback, &sources);
         for problem in problems {
             tracing::error!(error = %problem, "upstream TLS unusable; the service answers 502");
         }
+        let balancers = match &settings.balancers {
+            Some(b) => b.clone(),
+            None => Balancers::new(
+                crate::dns::Dns::new(&crate::config::DnsConfig::default()),
+                &settings.trusted_certificates,
+            ),
+        };
+        let routes =
+            Arc::new(service_routes(&balancers, upstream_docs, target_docs, &services).await);
         let plugins = Plugins::build(
             &plugin_docs,
             &router,
@@ -206,6 +251,7 @@ impl Snapshot {
             certificates,
             upstreams,
             plugins,
+            routes,
             index,
             version,
             built_at: SystemTime::now(),
@@ -221,6 +267,67 @@ impl Snapshot {
             .find(|(n, _)| *n == entity)
             .map_or(0, |(_, c)| *c)
     }
+}
+
+/// Syncs the node's balancers with the upstream and target entities, and decides how each
+/// service reaches its upstream (by router index): a balancer when its `host` names an
+/// upstream, else its IP, else its name through the DNS cache (warmed here, off the hot path).
+async fn service_routes(
+    balancers: &Arc<Balancers>,
+    upstream_docs: Vec<Doc>,
+    target_docs: Vec<Doc>,
+    services: &[&crate::router::ServiceInfo],
+) -> Vec<ServiceRoute> {
+    let mut targets: HashMap<String, Vec<(String, String, TargetSpec)>> = HashMap::new();
+    for doc in &target_docs {
+        let upstream = doc
+            .get("upstream")
+            .and_then(|u| u.get("id"))
+            .and_then(|v| v.as_str());
+        if let (Some(upstream), Some(spec)) = (upstream, TargetSpec::read(doc)) {
+            // Kong orders a balancer's targets by creation, then id.
+            let created = doc
+                .get("created_at")
+                .map(|v| format!("{:020.3}", v.as_f64().unwrap_or(0.0)))
+                .unwrap_or_default();
+            targets
+                .entry(upstream.to_owned())
+                .or_default()
+                .push((created, spec.id.clone(), spec));
+        }
+    }
+    let specs = upstream_docs
+        .iter()
+        .map(|doc| {
+            let spec = UpstreamSpec::read(doc);
+            let mut list = targets.remove(&spec.id).unwrap_or_default();
+            list.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+            (spec, list.into_iter().map(|(_, _, t)| t).collect())
+        })
+        .collect();
+    let by_name = balancers.sync(specs).await;
+    let mut names = Vec::new();
+    let routes: Vec<ServiceRoute> = services
+        .iter()
+        .map(|service| {
+            let host = service.host.to_ascii_lowercase();
+            if let Some(u) = by_name.get(&host) {
+                return ServiceRoute::Upstream(u.clone());
+            }
+            let bare = host.trim_start_matches('[').trim_end_matches(']');
+            if bare.parse::<std::net::IpAddr>().is_ok() {
+                return ServiceRoute::Ip(Arc::from(bare));
+            }
+            let name = balancers.dns.name(&host);
+            names.push(name.clone());
+            ServiceRoute::Name(name)
+        })
+        .collect();
+    balancers
+        .dns
+        .warm(&names, std::time::Duration::from_secs(3))
+        .await;
+    routes
 }
 
 /// How the sync loop is doing, for `/status` and the log.
