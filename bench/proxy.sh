@@ -20,8 +20,10 @@
 # requests/s, p50 and p99 latency, and the CPU time (utime + stime of every thread of every process
 # of the target, from /proc/<pid>/stat) per request. For "direct" that is the upstream's own CPU.
 # Scenarios: bare (13-byte body), 1 route vs ROUTES routes, 1 KB and 64 KB bodies, HTTPS from the
-# client to the proxy (upstream plain), and a hook for a plugins scenario, skipped until the node
-# has key-auth, rate-limiting and prometheus.
+# client to the proxy (upstream plain), paced (bare, each connection pausing PACE_MS between
+# requests: the latency below saturation, which a closed loop at full speed hides behind
+# queueing), and a hook for a plugins scenario, skipped until the node has key-auth,
+# rate-limiting and prometheus.
 #
 # Memory (item 3), on nodes with the default runtime (a worker thread per CPU) and the default
 # SQLite datastore: RSS idle, with MEM_ROUTES routes, and after CHURN Admin API writes (PATCH
@@ -30,10 +32,11 @@
 # Output: progress on stderr; the results as markdown tables on stdout (padded, so readable as
 # they are), also written to OUT when set, to paste into bench/RESULTS.md.
 #
-# Usage: bench/proxy.sh            (the real run: ~7 minutes of load, plus a release build)
+# Usage: bench/proxy.sh            (the real run: ~8 minutes of load, plus a release build)
 #        SMOKE=1 KONG_BIN=target/debug/kong bench/proxy.sh     (CI: seconds; no figures to keep)
 # Environment (defaults in brackets; SMOKE=1 changes the defaults to the ones after the slash):
 #   ROUNDS [3/1]  DURATION seconds [10/1]  WARMUP seconds per target [2/0]  CONNECTIONS [50]
+#   PACE_MS [10]: the paced scenario's mean wait between an answer and the next request
 #   ROUTES [10000/200]  MEM_ROUTES [5000/200]  CHURN [1000/20]
 #   KONG_BIN: use this kong binary instead of building target/release/kong (cargo -j BUILD_JOBS [1])
 #   OUT: also write the markdown here.
@@ -57,6 +60,7 @@ rounds=${ROUNDS:-$d_rounds}
 duration=${DURATION:-$d_duration}
 warmup=${WARMUP:-$d_warmup}
 connections=${CONNECTIONS:-50}
+pace_ms=${PACE_MS:-10}
 routes=${ROUTES:-$d_routes}
 mem_routes=${MEM_ROUTES:-$d_mem_routes}
 churn=${CHURN:-$d_churn}
@@ -371,6 +375,7 @@ check() {
         die "$1: ${target_url[$2]}$3 answered '$out' (expected 200 and $4 bytes)"
 }
 
+wrk_extra=() # more wrk arguments for the scenario being run
 results=$work/rounds.tsv # scenario, target, round, rps, p50 µs, p99 µs, CPU µs/request, CPU %
 : >"$results"
 
@@ -383,7 +388,7 @@ measure() {
     before=$(cpu_ticks "${pids[@]}")
     local hdr=()
     mapfile -t hdr < <(hdr_args "$target")
-    "${load_cpu[@]}" wrk -t1 -c"$connections" -d"${duration}s" --latency "${hdr[@]}" "$url" >"$out" 2>&1 ||
+    "${load_cpu[@]}" wrk -t1 -c"$connections" -d"${duration}s" --latency "${hdr[@]}" "${wrk_extra[@]}" "$url" >"$out" 2>&1 ||
         { cat "$out" >&2; die "$scenario/$target: wrk failed"; }
     after=$(cpu_ticks "${pids[@]}")
     if grep -q 'Non-2xx' "$out"; then cat "$out" >&2; die "$scenario/$target: non-2xx answers"; fi
@@ -411,7 +416,7 @@ scenario() {
         for t in "$@"; do
             local hdr=()
             mapfile -t hdr < <(hdr_args "$t")
-            "${load_cpu[@]}" wrk -t1 -c"$connections" -d"${warmup}s" "${hdr[@]}" "${target_url[$t]}$path" >/dev/null 2>&1
+            "${load_cpu[@]}" wrk -t1 -c"$connections" -d"${warmup}s" "${hdr[@]}" "${wrk_extra[@]}" "${target_url[$t]}$path" >/dev/null 2>&1
         done
     fi
     for r in $(seq "$rounds"); do
@@ -426,6 +431,13 @@ scenario bare /tiny 13 direct nginx kong "kong-$routes"
 scenario 1KB /1k 1024 direct nginx kong
 scenario 64KB /64k 65536 direct nginx kong
 scenario HTTPS /tiny 13 nginx-tls kong-tls
+# Paced: each connection waits PACE_MS on average (uniformly 0 to twice that, so the connections
+# do not fire together) between an answer and its next request (wrk's delay()), so the proxies
+# run well below saturation and the latency is their own, not queueing.
+echo "function delay() return math.random(0, $((2 * pace_ms))) end" >"$work/paced.lua"
+wrk_extra=(-s "$work/paced.lua")
+scenario paced /tiny 13 direct nginx kong
+wrk_extra=()
 
 # Plugins: key-auth + rate-limiting (local) + prometheus on the route, a consumer sending its
 # key; compared with kong bare (nginx has no equivalent).
@@ -537,7 +549,8 @@ report() {
     echo "| scenario | target | req/s | p50 | p99 | p99 added | CPU µs/req | proxy CPU | ÷ direct req/s | ÷ nginx req/s | ÷ nginx CPU/req |"
     echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
     for row in bare:direct bare:nginx bare:kong "bare:kong-$routes" 1KB:direct 1KB:nginx 1KB:kong \
-        64KB:direct 64KB:nginx 64KB:kong HTTPS:nginx-tls HTTPS:kong-tls; do
+        64KB:direct 64KB:nginx 64KB:kong HTTPS:nginx-tls HTTPS:kong-tls paced:direct paced:nginx paced:kong \
+        plugins:kong plugins:kong-plugins; do
         s=${row%%:*} t=${row#*:}
         rps=$(med "$s" "$t" 4)
         [ -n "$rps" ] || continue
@@ -553,6 +566,9 @@ report() {
     done
     echo
     echo "kong with $routes routes ÷ kong with 1 route (bare): req/s $(ratio "$(med bare "kong-$routes" 4)" "$(med bare kong 4)"), CPU/req $(ratio "$(med bare "kong-$routes" 7)" "$(med bare kong 7)")."
+    if [ -n "$(med plugins kong-plugins 4)" ]; then
+        echo "kong with key-auth + rate-limiting + prometheus ÷ kong bare (scenario plugins): req/s $(ratio "$(med plugins kong-plugins 4)" "$(med plugins kong 4)"), CPU/req $(ratio "$(med plugins kong-plugins 7)" "$(med plugins kong 7)")."
+    fi
     echo "CPU µs/req: the target's own CPU (for direct: the upstream's); proxy CPU: its share of one CPU during the run."
     echo "kong under test: nginx_worker_processes = 1, $threads_bench threads in all (main, runtime worker, blocking pool)."
     echo
