@@ -14,8 +14,28 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_kong")
 }
 
-/// A port that was free a moment ago (the OS picked it).
+/// A port that was free a moment ago. Ports come from 20000–32767, below Linux's ephemeral
+/// range (32768–60999): a port the OS picked for us there could be taken by any outgoing
+/// connection before the node binds it. Each port is handed out once per test run.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const LOW: u16 = 20000;
+    const SPAN: u16 = 12768;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // Start somewhere different in every run, so two runs on one machine rarely meet.
+    let _ = NEXT.compare_exchange(
+        0,
+        (std::process::id() % u32::from(SPAN)) as u16 + 1,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = LOW + n % SPAN;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -34,7 +34,7 @@
 
 use std::ffi::OsString;
 use std::io::Write as _;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -578,10 +578,7 @@ fn make_root_dir(as_postgres: bool) -> Result<tempfile::TempDir, String> {
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 fn free_port() -> Result<u16, String> {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .map_err(|e| format!("cannot find a free TCP port on 127.0.0.1: {e}"))
+    Ok(super::kong::free_port())
 }
 
 /// Polls until 127.0.0.1:`port` accepts TCP connections, for at most `timeout`.
