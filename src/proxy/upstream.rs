@@ -331,7 +331,7 @@ pub fn probe_tls(trusted: Option<&[String]>) -> Arc<rustls::ClientConfig> {
 fn profile(id: u64, roots: Option<(Arc<Roots>, u8)>, client: Option<ClientIdentity>) -> TlsProfile {
     let provider = provider();
     let verifier: Arc<dyn ServerCertVerifier> = match roots {
-        None => Arc::new(NoVerify(provider.clone())),
+        None => Arc::new(Unverified::accepting(provider.clone())),
         Some((roots, depth)) => {
             match WebPkiServerVerifier::builder_with_provider(
                 Arc::new(roots.store.clone()),
@@ -345,7 +345,7 @@ fn profile(id: u64, roots: Option<(Arc<Roots>, u8)>, client: Option<ClientIdenti
                     depth,
                 }),
                 // No usable root: nothing can verify, so every handshake fails (502).
-                Err(_) => Arc::new(Refuse(provider.clone())),
+                Err(_) => Arc::new(Unverified::refusing(provider.clone())),
             }
         }
     };
@@ -381,13 +381,13 @@ fn refusing_config() -> rustls::ClientConfig {
         .with_safe_default_protocol_versions()
         .map(|b| {
             b.dangerous()
-                .with_custom_certificate_verifier(Arc::new(Refuse(provider())))
+                .with_custom_certificate_verifier(Arc::new(Unverified::refusing(provider())))
                 .with_no_client_auth()
         })
         .unwrap_or_else(|_| {
             rustls::ClientConfig::builder()
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(Refuse(provider())))
+                .with_custom_certificate_verifier(Arc::new(Unverified::refusing(provider())))
                 .with_no_client_auth()
         })
 }
@@ -400,7 +400,7 @@ pub fn unverified_client_config() -> rustls::ClientConfig {
         .with_safe_default_protocol_versions()
         .map(|b| {
             b.dangerous()
-                .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+                .with_custom_certificate_verifier(Arc::new(Unverified::accepting(provider)))
                 .with_no_client_auth()
         })
         .unwrap_or_else(|_| refusing_config())
@@ -428,19 +428,21 @@ struct Unverified {
     accept: bool,
 }
 
-#[allow(non_snake_case)]
-fn NoVerify(provider: Arc<rustls::crypto::CryptoProvider>) -> Unverified {
-    Unverified {
-        provider,
-        accept: true,
+impl Unverified {
+    /// Accepts any certificate (Kong's default).
+    fn accepting(provider: Arc<rustls::crypto::CryptoProvider>) -> Unverified {
+        Unverified {
+            provider,
+            accept: true,
+        }
     }
-}
 
-#[allow(non_snake_case)]
-fn Refuse(provider: Arc<rustls::crypto::CryptoProvider>) -> Unverified {
-    Unverified {
-        provider,
-        accept: false,
+    /// Refuses every certificate.
+    fn refusing(provider: Arc<rustls::crypto::CryptoProvider>) -> Unverified {
+        Unverified {
+            provider,
+            accept: false,
+        }
     }
 }
 
