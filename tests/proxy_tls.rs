@@ -6,22 +6,21 @@
 //! signature schemes it offers, which is how a server holding RSA and ECDSA certificates
 //! decides which one to send.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
+use rustls::SignatureScheme;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use crate::support::http::{rt, send};
 use crate::support::kong::{wait_until, Kong};
+use crate::support::tls::Capture;
 use crate::support::upstream::EchoUpstream;
 
 /// A 2048-bit RSA test key, protecting nothing: rcgen cannot generate RSA keys with ring, so
@@ -93,61 +92,6 @@ fn add_certificate(kong: &Kong, cert: &Cert, snis: &[&str]) -> String {
 
 /// Trusts any certificate, records the one presented, and still checks the handshake
 /// signature (so the server really signed with the key of that certificate).
-#[derive(Debug)]
-struct Capture {
-    schemes: Vec<SignatureScheme>,
-    provider: Arc<CryptoProvider>,
-    seen: Mutex<Option<Vec<u8>>>,
-}
-
-impl ServerCertVerifier for Capture {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if let Ok(mut seen) = self.seen.lock() {
-            *seen = Some(end_entity.to_vec());
-        }
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.schemes.clone()
-    }
-}
-
 /// Handshakes with the proxy's ssl listener, sending `sni` (none for `None`) and offering
 /// `schemes` (rustls' defaults for `None`); returns the stream and the certificate served.
 async fn connect(
@@ -156,18 +100,7 @@ async fn connect(
     schemes: Option<&[SignatureScheme]>,
 ) -> Result<(TlsStream<TcpStream>, Vec<u8>), String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = Arc::new(Capture {
-        schemes: schemes.map_or_else(
-            || {
-                provider
-                    .signature_verification_algorithms
-                    .supported_schemes()
-            },
-            <[_]>::to_vec,
-        ),
-        provider: provider.clone(),
-        seen: Mutex::new(None),
-    });
+    let verifier = Arc::new(Capture::new(provider.clone(), schemes));
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
@@ -188,12 +121,7 @@ async fn connect(
         .await
         .map_err(|_| "handshake timed out".to_owned())?
         .map_err(|e| e.to_string())?;
-    let seen = verifier
-        .seen
-        .lock()
-        .map_err(|e| e.to_string())?
-        .take()
-        .ok_or("no certificate presented")?;
+    let seen = verifier.seen().ok_or("no certificate presented")?;
     Ok((stream, seen))
 }
 

@@ -7,4 +7,5 @@ pub mod kong;
 pub mod pg;
 pub mod redis;
 pub mod stream;
+pub mod tls;
 pub mod upstream;

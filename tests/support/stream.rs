@@ -8,12 +8,10 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::{CertificateDer, ServerName};
 
 /// How long a test client waits for an answer.
 const ANSWER: Duration = Duration::from_secs(5);
@@ -240,63 +238,6 @@ pub fn tcp_line(port: u16, line: &str) -> Result<String, String> {
     tcp_line_from("127.0.0.1", port, line)
 }
 
-/// Trusts any certificate and records the one presented.
-#[derive(Debug)]
-struct Capture {
-    provider: Arc<rustls::crypto::CryptoProvider>,
-    seen: Mutex<Option<Vec<u8>>>,
-}
-
-impl ServerCertVerifier for Capture {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if let Ok(mut seen) = self.seen.lock() {
-            *seen = Some(end_entity.to_vec());
-        }
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
 /// A TLS connection to `127.0.0.1:port` asking for `sni`, handshaken: the stream and the
 /// certificate (DER) the other end presented.
 pub fn tls_connect(
@@ -310,10 +251,7 @@ pub fn tls_connect(
     String,
 > {
     let provider = provider();
-    let verifier = Arc::new(Capture {
-        provider: provider.clone(),
-        seen: Mutex::new(None),
-    });
+    let verifier = Arc::new(super::tls::Capture::new(provider.clone(), None));
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
@@ -332,12 +270,7 @@ pub fn tls_connect(
             .complete_io(&mut stream.sock)
             .map_err(|e| format!("handshake: {e}"))?;
     }
-    let seen = verifier
-        .seen
-        .lock()
-        .map_err(|e| e.to_string())?
-        .take()
-        .ok_or("no certificate presented")?;
+    let seen = verifier.seen().ok_or("no certificate presented")?;
     Ok((stream, seen))
 }
 
