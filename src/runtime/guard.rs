@@ -180,19 +180,25 @@ impl<IO> Guarded<IO> {
             Scan::Pass(n) => self.ready += n,
             Scan::Refuse(before, reason, negotiation) => {
                 self.pending.truncate(self.ready + before);
-                self.pending.extend_from_slice(STAND_IN);
-                self.ready = self.pending.len();
-                self.refused = true;
-                let refused = Refused {
-                    request: self.scanner.heads + 1,
-                    reason,
-                    negotiation,
-                };
-                tracing::debug!(request = refused.request, reason = ?refused.reason, "request head refused");
-                // The verdict is set once: the first refusal ends the connection.
-                let _ = self.verdict.set(refused);
+                self.refuse(reason, negotiation);
             }
         }
+    }
+
+    /// Refuses the head the scanner stopped at (the bytes before it have passed): hyper gets
+    /// the stand-in next and nothing after it, and the verdict tells the service.
+    fn refuse(&mut self, reason: Refusal, negotiation: HeaderMap) {
+        self.pending.extend_from_slice(STAND_IN);
+        self.ready = self.pending.len();
+        self.refused = true;
+        let refused = Refused {
+            request: self.scanner.heads + 1,
+            reason,
+            negotiation,
+        };
+        tracing::debug!(request = refused.request, reason = ?refused.reason, "request head refused");
+        // The verdict is set once: the first refusal ends the connection.
+        let _ = self.verdict.set(refused);
     }
 
     /// Whether closing now may reset an answer away: the client may still be sending a
@@ -259,19 +265,41 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Guarded<IO> {
             if this.eof {
                 return Poll::Ready(Ok(()));
             }
-            let unheld = this.scanner.unheld().unwrap_or(0);
-            if this.pending.is_empty() && unheld >= buf.remaining() {
-                // Body bytes that cannot reach past the body (or anything, once the guard stepped
-                // aside) are read straight into hyper's buffer, without a copy. A body's last
-                // bytes take the path below, so the next head is never passed unseen.
+            if this.pending.is_empty() {
+                // Read straight into hyper's buffer (no zeroing, no copy); what the scanner
+                // does not pass yet (a head still incomplete, a refused one) is taken back.
                 let before = buf.filled().len();
                 ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
                 let n = buf.filled().len() - before;
                 if n == 0 {
                     this.eof = true;
+                    this.scanner.state = State::Open;
+                    return Poll::Ready(Ok(()));
                 }
-                this.scanner.passed(n);
-                return Poll::Ready(Ok(()));
+                if let Some(unheld) = this.scanner.unheld() {
+                    if unheld >= n {
+                        // Body bytes that cannot reach past the body (or anything, once the
+                        // guard stepped aside) need no look.
+                        this.scanner.passed(n);
+                        return Poll::Ready(Ok(()));
+                    }
+                }
+                let passed = match this.scanner.scan(&buf.filled()[before..]) {
+                    Scan::Pass(k) => k,
+                    Scan::Refuse(k, reason, negotiation) => {
+                        this.refuse(reason, negotiation);
+                        k
+                    }
+                };
+                if passed < n && !this.refused {
+                    this.pending
+                        .extend_from_slice(&buf.filled()[before + passed..]);
+                }
+                buf.set_filled(before + passed);
+                if passed > 0 {
+                    return Poll::Ready(Ok(()));
+                }
+                continue;
             }
             let start = this.pending.len();
             this.pending.resize(start + READ_CHUNK, 0);

@@ -92,9 +92,14 @@ pub fn load_prefix_config(prefix: &Path) -> Result<Config, config::ConfigError> 
 pub fn run(prefix: &Path, readiness: &mut dyn Readiness) -> Result<(), RuntimeError> {
     let config = load_prefix_config(prefix)?;
     let error_log = ErrorLog::install(&config).map_err(RuntimeError::Logs)?;
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // One worker (`nginx_worker_processes = 1`) runs everything on this thread, as nginx's
+    // single worker does: no work stealing, no cross-thread wake-ups.
+    let mut builder = match config.worker_threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
     builder.enable_all().thread_name("kong-worker");
-    if let Some(n) = config.worker_threads {
+    if let Some(n) = config.worker_threads.filter(|n| *n > 1) {
         builder.worker_threads(n);
     }
     let rt = builder.build().map_err(RuntimeError::Runtime)?;
