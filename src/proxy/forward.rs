@@ -234,7 +234,9 @@ pub async fn send(
             };
             match pool.checkout(peer, &keepalive) {
                 Some(conn) => Ok(conn),
-                None => dial(peer, target.tls, t.connect).await,
+                // Boxed: a new connection's TLS handshake would otherwise make every
+                // request's future larger.
+                None => Box::pin(dial(peer, target.tls, t.connect)).await,
             }
         };
         let conn = match connected {

@@ -202,18 +202,19 @@ impl Proxy {
             reached_access: &mut reached_access,
             protocol: &mut protocol,
         };
-        let result = self
-            .proxy(
-                &mut flow,
-                body,
-                upgrade,
-                &conn,
-                &config,
-                &snapshot,
-                &trusted.trusted,
-                started,
-            )
-            .await;
+        // Boxed: awaited in place, the proxy's large future would be laid out twice in this
+        // one (and copied whole each time hyper moves the request's future).
+        let result = Box::pin(self.proxy(
+            &mut flow,
+            body,
+            upgrade,
+            &conn,
+            &config,
+            &snapshot,
+            &trusted.trusted,
+            started,
+        ));
+        let result = result.await;
         if !reached_access {
             // Routing failed or the request stopped before access: global plugins only.
             phases::global_entries(snapshot.plugins.global(), protocol, &mut collected);
