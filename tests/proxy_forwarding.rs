@@ -301,6 +301,18 @@ fn trusted_peers_name_the_client_through_real_ip_header() {
         json!({"name": "ip-restriction", "config": {"deny": ["9.9.9.9"]}}),
     );
     routed(&kong, "/ip");
+    // The route may go live one configuration before its plugin does.
+    let denied = wait_until(Duration::from_secs(5), || {
+        send(
+            "GET",
+            &kong.proxy("/ip"),
+            &[("x-forwarded-for", "9.9.9.9")],
+            None,
+        )
+        .status
+            == 403
+    });
+    assert!(denied, "the ip-restriction plugin never took effect");
     let r = send(
         "GET",
         &kong.proxy("/ip"),

@@ -129,31 +129,57 @@ pub struct Downstream<'a> {
     pub prefix: Option<&'a str>,
 }
 
-/// Removes hop-by-hop headers: those named in `Connection`, plus the fixed set.
+/// Hop-by-hop headers always removed, with the bit that marks each as present.
+const HOP_BY_HOP: [(u8, &HeaderName); 7] = [
+    (1, &CONNECTION),
+    (2, &TE),
+    (4, &TRANSFER_ENCODING),
+    (8, &UPGRADE),
+    (16, &KEEP_ALIVE),
+    (32, &PROXY),
+    (64, &PROXY_CONNECTION),
+];
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY: HeaderName = HeaderName::from_static("proxy");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Removes hop-by-hop headers: those named in `Connection`, plus the fixed set. One pass over
+/// the names finds which are there (usually none, or `Connection: keep-alive`); only those
+/// are looked up again.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
-    let named: Vec<HeaderName> = h
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|n| {
-            !matches!(
-                n.to_ascii_lowercase().as_str(),
-                "keep-alive" | "close" | "upgrade"
-            )
-        })
-        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
-        .collect();
-    for name in named {
-        h.remove(name);
+    let mut present = 0u8;
+    for name in h.keys() {
+        present |= HOP_BY_HOP
+            .iter()
+            .find(|(_, hop)| *hop == name)
+            .map_or(0, |(bit, _)| *bit);
     }
-    for name in [CONNECTION, TE, TRANSFER_ENCODING, UPGRADE] {
-        h.remove(name);
+    if present == 0 {
+        return;
     }
-    h.remove("keep-alive");
-    h.remove("proxy");
-    h.remove("proxy-connection");
+    if present & 1 != 0 {
+        let named: Vec<HeaderName> = h
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|n| {
+                !["keep-alive", "close", "upgrade"]
+                    .iter()
+                    .any(|t| n.eq_ignore_ascii_case(t))
+            })
+            .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+            .collect();
+        for name in named {
+            h.remove(name);
+        }
+    }
+    for (bit, name) in HOP_BY_HOP {
+        if present & bit != 0 {
+            h.remove(name);
+        }
+    }
 }
 
 fn set(h: &mut HeaderMap, name: &HeaderName, value: &str) {
@@ -162,34 +188,64 @@ fn set(h: &mut HeaderMap, name: &HeaderName, value: &str) {
     }
 }
 
+/// An IP address as a header value, formatted without a heap string.
+fn ip_value(ip: IpAddr) -> HeaderValue {
+    use std::io::Write;
+    let mut buf = [0u8; 48];
+    let mut at = &mut buf[..];
+    // 48 bytes hold any IPv6 text (45 at most), so the write cannot fail.
+    let _ = write!(at, "{ip}");
+    let len = 48 - at.len();
+    HeaderValue::from_bytes(&buf[..len]).unwrap_or(HeaderValue::from_static("0.0.0.0"))
+}
+
 /// Rewrites the client's headers into the upstream request's.
 pub fn upstream_request(h: &mut HeaderMap, down: &Downstream<'_>, trusted: &Trusted, host: &str) {
     strip_hop_by_hop(h);
     let believed = trusted.contains(down.peer);
-    // As nginx's `$proxy_add_x_forwarded_for` and `X-Real-IP: $remote_addr`, after realip.
-    let client = down.client.to_string();
-    let forwarded_for = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) if !prior.is_empty() => format!("{prior}, {client}"),
-        _ => client.clone(),
+    let client = ip_value(down.client);
+    let forwarded_for = match h.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
+        Some(prior) if !prior.is_empty() => {
+            let mut joined = Vec::with_capacity(prior.len() + 2 + client.len());
+            joined.extend_from_slice(prior);
+            joined.extend_from_slice(b", ");
+            joined.extend_from_slice(client.as_bytes());
+            HeaderValue::from_maybe_shared(bytes::Bytes::from(joined)).ok()
+        }
+        _ => Some(client.clone()),
     };
-    set(h, &X_FORWARDED_FOR, &forwarded_for);
-    let keep_or = |h: &mut HeaderMap, name: &HeaderName, value: &str| {
+    if let Some(v) = forwarded_for {
+        h.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    let keep_or = |h: &mut HeaderMap, name: &HeaderName, value: HeaderValue| {
         if !(believed && h.contains_key(name)) {
-            set(h, name, value);
+            h.insert(name.clone(), value);
         }
     };
-    keep_or(h, &X_FORWARDED_PROTO, down.scheme);
-    keep_or(h, &X_FORWARDED_HOST, down.host);
-    keep_or(h, &X_FORWARDED_PORT, &down.port.to_string());
-    keep_or(h, &X_FORWARDED_PATH, down.path);
+    let proto = match down.scheme {
+        "https" => HeaderValue::from_static("https"),
+        _ => HeaderValue::from_static("http"),
+    };
+    keep_or(h, &X_FORWARDED_PROTO, proto);
+    if let Ok(v) = HeaderValue::from_str(down.host) {
+        keep_or(h, &X_FORWARDED_HOST, v);
+    }
+    keep_or(h, &X_FORWARDED_PORT, HeaderValue::from(down.port));
+    if let Ok(v) = HeaderValue::from_str(down.path) {
+        keep_or(h, &X_FORWARDED_PATH, v);
+    }
     match down.prefix {
-        Some(prefix) => keep_or(h, &X_FORWARDED_PREFIX, prefix),
+        Some(prefix) => {
+            if let Ok(v) = HeaderValue::from_str(prefix) {
+                keep_or(h, &X_FORWARDED_PREFIX, v);
+            }
+        }
         None if !believed => {
             h.remove(&X_FORWARDED_PREFIX);
         }
         None => {}
     }
-    set(h, &X_REAL_IP, &client);
+    h.insert(X_REAL_IP.clone(), client);
     set(h, &HOST, host);
 }
 

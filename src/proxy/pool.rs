@@ -277,8 +277,10 @@ pin_project_lite::pin_project! {
     pub struct PooledBody {
         #[pin]
         inner: Incoming,
-        #[pin]
-        deadline: tokio::time::Sleep,
+        // Armed when a read has to wait (most small answers never do, and need no timer).
+        deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+        // Whether the deadline is set for the wait in progress.
+        waiting: bool,
         read_timeout: Duration,
         returning: Option<Returning>,
     }
@@ -305,7 +307,8 @@ impl PooledBody {
     pub fn new(inner: Incoming, read_timeout: Duration, returning: Option<Returning>) -> Self {
         let mut body = PooledBody {
             inner,
-            deadline: tokio::time::sleep(read_timeout),
+            deadline: None,
+            waiting: false,
             read_timeout,
             returning,
         };
@@ -337,10 +340,8 @@ impl Body for PooledBody {
                     if let Some(r) = this.returning.take() {
                         r.pool.put(r.conn, &r.keepalive);
                     }
-                } else {
-                    let next = tokio::time::Instant::now() + *this.read_timeout;
-                    this.deadline.reset(next);
                 }
+                *this.waiting = false;
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(None) => {
@@ -354,13 +355,25 @@ impl Body for PooledBody {
                 this.returning.take();
                 Poll::Ready(Some(Err(e.into())))
             }
-            Poll::Pending => match this.deadline.poll(cx) {
-                Poll::Ready(()) => {
-                    this.returning.take();
-                    Poll::Ready(Some(Err(ReadTimeout.into())))
+            Poll::Pending => {
+                let timeout = *this.read_timeout;
+                let deadline = this
+                    .deadline
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                if !*this.waiting {
+                    *this.waiting = true;
+                    deadline
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + timeout);
                 }
-                Poll::Pending => Poll::Pending,
-            },
+                match deadline.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        this.returning.take();
+                        Poll::Ready(Some(Err(ReadTimeout.into())))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 
