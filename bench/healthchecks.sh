@@ -5,6 +5,8 @@
 # (utime + stime from /proc/<pid>/stat) is read over SECONDS_MEASURED seconds (default 30) after
 # a warm-up, with no proxy traffic, so everything it spends is the checks (plus an idle baseline
 # measured the same way with the checks off, reported alongside).
+# The responders keep connections alive as HTTP/1.1 servers do (KEEPALIVE=0: they answer with
+# `Connection: close`, so every probe opens and closes a connection).
 #
 # Usage: bench/healthchecks.sh                      (uses target/debug/kong; build it first)
 #        KONG_BIN=target/release/kong bench/healthchecks.sh
@@ -16,6 +18,7 @@ KONG_BIN=${KONG_BIN:-$root/target/debug/kong}
 targets=${T:-1000}
 interval=${INTERVAL:-1}
 measured=${SECONDS_MEASURED:-30}
+keepalive=${KEEPALIVE:-1}
 ulimit -n 8192 || true
 
 log() { echo "healthchecks.sh: $*" >&2; }
@@ -32,14 +35,21 @@ trap cleanup EXIT INT TERM
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # T responders on consecutive ports from a free base; prints the base port once listening.
-python3 - "$targets" >"$work/base" <<'PY' &
+python3 - "$targets" "$keepalive" >"$work/base" <<'PY' &
 import asyncio, socket, sys
 n = int(sys.argv[1])
+keepalive = sys.argv[2] == "1"
 async def handle(reader, writer):
     try:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-        await writer.drain()
+        while True:
+            await reader.readuntil(b"\r\n\r\n")
+            if keepalive:
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
+            else:
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                await writer.drain()
+                break
     except Exception:
         pass
     writer.close()
@@ -109,6 +119,6 @@ on=$(run 1)
 off=$(run 0)
 probes_per_s=$(awk -v t="$targets" -v i="$interval" 'BEGIN { print t / i }')
 per_probe=$(awk -v on="$on" -v off="$off" -v p="$probes_per_s" 'BEGIN { printf "%.1f", (on - off) / p * 1e6 }')
-echo "targets: $targets, probe interval: ${interval}s ($probes_per_s probes/s), measured ${measured}s"
+echo "targets: $targets, probe interval: ${interval}s ($probes_per_s probes/s), responders keep-alive: $keepalive, measured ${measured}s"
 echo "cores used, checks on: $on; checks off (idle baseline): $off"
 echo "CPU per probe: ${per_probe} µs"
