@@ -339,3 +339,40 @@ fn trusted_peers_name_the_client_through_real_ip_header() {
         r.body
     );
 }
+
+/// `nginx_worker_processes = 1` runs the node on one thread (a current-thread runtime): the
+/// proxy, the Admin API, configuration changes, a logger writing from a blocking task and a
+/// clean stop all work there too.
+#[test]
+fn a_one_worker_node_serves_proxies_logs_and_stops() {
+    let echo = EchoUpstream::start();
+    let kong = Kong::start("nginx_worker_processes = 1");
+    admin(
+        &kong,
+        "POST",
+        "/services",
+        json!({"name": "echo", "url": echo.url()}),
+    );
+    admin(
+        &kong,
+        "POST",
+        "/services/echo/routes",
+        json!({"name": "r", "paths": ["/one"]}),
+    );
+    let log = kong.prefix().join("one-worker.log");
+    admin(
+        &kong,
+        "POST",
+        "/routes/r/plugins",
+        json!({"name": "file-log", "config": {"path": log}}),
+    );
+    routed(&kong, "/one");
+    let logged = wait_until(Duration::from_secs(5), || {
+        let r = send("GET", &kong.proxy("/one/x"), &[], None);
+        assert_eq!(r.status, 200, "{}", r.body);
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("\"/one/x\""))
+    });
+    assert!(logged, "file-log never wrote the request");
+    let out = kong.run(&["stop"]);
+    assert!(out.status.success());
+}
