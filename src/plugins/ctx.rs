@@ -110,10 +110,10 @@ const UPSTREAM_PATH_SET: &str = "kong.upstream_path_set";
 /// Facts the proxy records for the log phase.
 #[derive(Debug, Clone, Default)]
 pub struct LogFacts {
-    /// The method, path and query the client sent.
-    pub method: String,
-    /// Request URI as received (path and query).
-    pub uri: String,
+    /// The method the client sent.
+    pub method: http::Method,
+    /// Request URI as received (its path and query; see [`LogFacts::uri_text`]).
+    pub uri: http::Uri,
     /// The request's headers, kept when a log plugin runs.
     pub request_headers: Option<HeaderMap>,
     /// The request body size, when known.
@@ -149,6 +149,13 @@ pub struct LogFacts {
     pub response_head_size: u64,
     /// Milliseconds from receiving the request to having the response head ready.
     pub head_latency: u64,
+}
+
+impl LogFacts {
+    /// The request URI as received: path and query.
+    pub fn uri_text(&self) -> &str {
+        self.uri.path_and_query().map_or("/", |p| p.as_str())
+    }
 }
 
 /// The TLS parameters a client connection negotiated.
@@ -599,7 +606,7 @@ impl Ctx {
     /// `service` and `request.tls` are left out when there is nothing to say.
     pub fn serialize(&self) -> Value {
         let log = &self.log;
-        let query = log.uri.split_once('?').map_or("", |(_, q)| q);
+        let query = log.uri.query().unwrap_or_default();
         let host = log
             .request_headers
             .as_ref()
@@ -616,14 +623,19 @@ impl Ctx {
             })
             .or_else(|| self.request.uri.host().map(str::to_ascii_lowercase))
             .unwrap_or_default();
-        let url = format!("{}://{host}:{}{}", self.scheme, log.server_port, log.uri);
+        let url = format!(
+            "{}://{host}:{}{}",
+            self.scheme,
+            log.server_port,
+            log.uri_text()
+        );
         let latencies = self.latencies();
         let mut request = json!({
             "id": &*self.id,
-            "uri": log.uri,
+            "uri": log.uri_text(),
             "url": url,
             "querystring": querystring(query),
-            "method": log.method,
+            "method": log.method.as_str(),
             "headers": headers_json(log.request_headers.as_ref(), true),
             "size": self.request_length(),
         });
@@ -830,8 +842,8 @@ mod tests {
             "req-1",
             Instant::now(),
         );
-        ctx.log.uri = uri.to_owned();
-        ctx.log.method = "GET".into();
+        ctx.log.uri = uri.parse().expect("uri");
+        ctx.log.method = http::Method::GET;
         ctx.log.server_port = 8443;
         ctx.log.request_headers = Some(ctx.request.headers.clone());
         ctx

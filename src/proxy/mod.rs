@@ -182,13 +182,8 @@ impl Proxy {
         ctx.log.server_port = conn.local.port();
         ctx.log.tls = conn.tls_params;
         ctx.set_server_addr(conn.local);
-        ctx.log.method = ctx.request.method.as_str().to_owned();
-        ctx.log.uri = ctx
-            .request
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_owned();
+        ctx.log.method = ctx.request.method.clone();
+        ctx.log.uri = ctx.request.uri.clone();
         let mut protocol = if conn.tls {
             router::Protocol::Https
         } else {
@@ -265,8 +260,8 @@ impl Proxy {
         let status = parts.status.as_u16();
         let request = Logged {
             client: ctx.client_ip(),
-            method: &ctx.log.method,
-            uri: &ctx.log.uri,
+            method: ctx.log.method.as_str(),
+            uri: ctx.log.uri_text(),
             version: version_str(version),
             referer: referer.as_ref().and_then(|v| v.to_str().ok()),
             user_agent: user_agent.as_ref().and_then(|v| v.to_str().ok()),
@@ -374,16 +369,17 @@ impl Proxy {
                 return Ok(exit_answer(exit, config, started));
             }
         }
-        let raw_path = ctx.request.uri.path().to_owned();
+        // The request as the client sent it, kept aside while plugins may change it; both are
+        // reference-counted views of the bytes read, so keeping them copies nothing.
+        let raw_uri = ctx.request.uri.clone();
+        let raw_path = raw_uri.path();
         // A path that does not decode to UTF-8 matches no route.
-        let path = router::normalize_path(&raw_path).ok_or(ProxyError::NoRoute)?;
-        let host_header = ctx
-            .request
-            .headers
-            .get(HOST)
+        let path = router::normalize_path(raw_path).ok_or(ProxyError::NoRoute)?;
+        let host_value = ctx.request.headers.get(HOST).cloned();
+        let host_header = host_value
+            .as_ref()
             .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .or_else(|| ctx.request.uri.authority().map(|a| a.as_str().to_owned()));
+            .or_else(|| raw_uri.authority().map(|a| a.as_str()));
         let believed = trusted.contains(conn.peer.ip());
         let forwarded_proto = believed
             .then(|| {
@@ -401,7 +397,7 @@ impl Proxy {
         let routed = {
             let info = RequestInfo {
                 method: ctx.request.method.as_str(),
-                host: host_header.as_deref(),
+                host: host_header,
                 path: &path,
                 scheme,
                 forwarded_proto: forwarded_proto.as_deref(),
@@ -417,7 +413,7 @@ impl Proxy {
                         Err(ProxyError::UpgradeRequired)
                     }
                     ProtocolMismatch::HttpsRequired { status } => {
-                        let host = host_header.as_deref().unwrap_or_default();
+                        let host = host_header.unwrap_or_default();
                         let pq = ctx.request.uri.path_and_query().map_or("/", |p| p.as_str());
                         Ok(redirect(status, &format!("https://{host}{pq}"), config))
                     }
@@ -503,7 +499,7 @@ impl Proxy {
             .headers
             .get(HOST)
             .and_then(|v| v.to_str().ok())
-            .filter(|h| Some(*h) != host_header.as_deref())
+            .filter(|h| Some(*h) != host_header)
             .map(str::to_owned);
         if flow.collected.iter().any(|e| e.plugin.logs()) {
             ctx.log.request_headers = Some(ctx.request.headers.clone());
@@ -545,7 +541,7 @@ impl Proxy {
             _ => (false, false),
         };
         let default_port = if tls { 443 } else { 80 };
-        let fixed_host = match (plugin_host, routed.preserve_host, host_header.as_deref()) {
+        let fixed_host = match (plugin_host, routed.preserve_host, host_header) {
             (Some(h), _, _) => Some(h),
             (None, true, Some(h)) => Some(h.to_owned()),
             _ => None,
@@ -578,21 +574,19 @@ impl Proxy {
         }
         .map_err(|_| ProxyError::BadRequest)?;
         let down_host = host_header
-            .as_deref()
             .map(|h| {
                 h.rsplit_once(':')
                     .filter(|(_, p)| p.parse::<u16>().is_ok())
                     .map_or(h, |(h, _)| h)
             })
-            .unwrap_or_default()
-            .to_owned();
+            .unwrap_or_default();
         let down = Downstream {
             peer: conn.peer.ip(),
             client: ctx.client_ip(),
             scheme: scheme.as_str(),
             port: conn.local.port(),
-            host: &down_host,
-            path: &raw_path,
+            host: down_host,
+            path: raw_path,
             prefix: routed.prefix.as_deref(),
         };
         let upgrade = upgrade.filter(|_| !h2);
@@ -691,12 +685,16 @@ impl Proxy {
         }
         let h = &mut parts.headers;
         if config.headers.via {
-            let token = if h2 { "2" } else { "1.1" };
-            let via = match h.get(VIA).and_then(|v| v.to_str().ok()) {
-                Some(prior) => format!("{prior}, {token} {SERVER_TOKEN}"),
-                None => format!("{token} {SERVER_TOKEN}"),
+            let ours = if h2 {
+                crate::version::VIA_HTTP2
+            } else {
+                crate::version::VIA_HTTP1
             };
-            if let Ok(v) = HeaderValue::from_str(&via) {
+            let via = match h.get(VIA).and_then(|v| v.to_str().ok()) {
+                Some(prior) => HeaderValue::from_str(&format!("{prior}, {ours}")).ok(),
+                None => Some(HeaderValue::from_static(ours)),
+            };
+            if let Some(v) = via {
                 h.insert(VIA, v);
             }
         }

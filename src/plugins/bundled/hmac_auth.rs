@@ -169,7 +169,7 @@ fn date_within(ctx: &Ctx, name: &str, skew: f64) -> bool {
 
 /// The text signed for `headers` of this request.
 fn signing_string(ctx: &Ctx, headers: &[String]) -> String {
-    let uri = &ctx.log.uri;
+    let uri = ctx.log.uri_text();
     let method = ctx.request.method.as_str();
     let lines: Vec<String> = headers
         .iter()

@@ -158,7 +158,7 @@ impl Instance {
                 "body": serde_json::from_str::<Value>(&raw_body).unwrap_or(Value::Null),
                 "raw_body": raw_body,
                 "method": ctx.request.method.as_str(),
-                "path": ctx.log.uri.split('?').next().unwrap_or_default(),
+                "path": ctx.log.uri.path(),
             },
             "matched_route": matched("routes", ctx.route().map(|r| r.id.as_str())),
             "matched_service": matched("services", ctx.service().map(|s| s.id.as_str())),
