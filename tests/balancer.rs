@@ -18,6 +18,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
+use crate::support::admin::admin;
 use crate::support::dns::{DnsServer, Rec};
 use crate::support::http::{rt, send};
 use crate::support::kong::{wait_until, Kong};
@@ -121,21 +122,6 @@ impl Drop for Instance {
         if let Some(t) = self.task.take() {
             t.abort();
         }
-    }
-}
-
-fn admin(kong: &Kong, method: &str, path: &str, body: Value) -> Value {
-    let r = send(
-        method,
-        &kong.admin(path),
-        &[("content-type", "application/json")],
-        Some(body.to_string()),
-    );
-    assert!(r.status < 300, "{method} {path}: {} {}", r.status, r.body);
-    if r.body.is_empty() {
-        Value::Null
-    } else {
-        r.json()
     }
 }
 

@@ -10,24 +10,10 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use serde_json::{json, Value};
 
+use crate::support::admin::admin;
 use crate::support::http::{send, Reply};
 use crate::support::kong::{wait_until, Kong};
 use crate::support::upstream::EchoUpstream;
-
-fn admin(kong: &Kong, method: &str, path: &str, body: Value) -> Value {
-    let r = send(
-        method,
-        &kong.admin(path),
-        &[("content-type", "application/json")],
-        Some(body.to_string()),
-    );
-    assert!(r.status < 300, "{method} {path}: {} {}", r.status, r.body);
-    if r.body.is_empty() {
-        Value::Null
-    } else {
-        r.json()
-    }
-}
 
 /// Waits until everything written so far serves: a fresh marker route answers its own 418.
 fn sync(kong: &Kong) {

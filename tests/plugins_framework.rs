@@ -4,26 +4,12 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
+use crate::support::admin::{admin, service_with_route};
 use crate::support::http::send;
 use crate::support::kong::{wait_until, Kong};
 use crate::support::upstream::EchoUpstream;
-
-fn admin(kong: &Kong, method: &str, path: &str, body: Value) -> Value {
-    let r = send(
-        method,
-        &kong.admin(path),
-        &[("content-type", "application/json")],
-        Some(body.to_string()),
-    );
-    assert!(r.status < 300, "{method} {path}: {} {}", r.status, r.body);
-    if r.body.is_empty() {
-        Value::Null
-    } else {
-        r.json()
-    }
-}
 
 /// Waits until `GET path` answers `status`.
 fn until_status(kong: &Kong, path: &str, status: u16) -> crate::support::http::Reply {
@@ -143,16 +129,9 @@ fn the_most_specific_instance_applies() {
 fn triggers_bodies_and_echo() {
     let echo = EchoUpstream::start();
     let kong = Kong::start("");
-    admin(
+    service_with_route(
         &kong,
-        "POST",
-        "/services",
         json!({"name": "s", "url": echo.url()}),
-    );
-    admin(
-        &kong,
-        "POST",
-        "/services/s/routes",
         json!({"name": "t", "paths": ["/t"]}),
     );
     admin(

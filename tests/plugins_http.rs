@@ -9,24 +9,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::support::admin::{admin, service_with_route};
 use crate::support::http::{send, Reply};
 use crate::support::kong::{wait_until, Kong};
 use crate::support::upstream::EchoUpstream;
-
-fn admin(kong: &Kong, method: &str, path: &str, body: Value) -> Value {
-    let r = send(
-        method,
-        &kong.admin(path),
-        &[("content-type", "application/json")],
-        Some(body.to_string()),
-    );
-    assert!(r.status < 300, "{method} {path}: {} {}", r.status, r.body);
-    if r.body.is_empty() {
-        Value::Null
-    } else {
-        r.json()
-    }
-}
 
 /// A service `name` in front of `echo`, with one route `name` on `paths`, carrying `plugin`
 /// (`{"name": ..., "config": ...}`) when given.
@@ -860,16 +846,9 @@ fn request_transformer_bodies_and_templates() {
         json!(["/b"]),
         Some(json!({"name": "request-transformer", "config": body_ops})),
     );
-    admin(
+    service_with_route(
         &kong,
-        "POST",
-        "/services",
         json!({"name": "t", "url": format!("{}/base", echo.url())}),
-    );
-    admin(
-        &kong,
-        "POST",
-        "/services/t/routes",
         json!({"name": "t", "paths": ["~/users/(?<id>\\d+)/posts/(\\d+)$"]}),
     );
     admin(

@@ -18,21 +18,12 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 
+use crate::support::admin::admin;
 use crate::support::http::{rt, send, Reply};
 use crate::support::kong::{wait_until, Kong};
 use crate::support::pg::require_pg;
 use crate::support::redis::{require_redis, require_redis_tls};
 use crate::support::upstream::EchoUpstream;
-
-fn admin(kong: &Kong, method: &str, path: &str, body: Value) -> Value {
-    let r = admin_reply(kong, method, path, body);
-    assert!(r.status < 300, "{method} {path}: {} {}", r.status, r.body);
-    if r.body.is_empty() {
-        Value::Null
-    } else {
-        r.json()
-    }
-}
 
 fn admin_reply(kong: &Kong, method: &str, path: &str, body: Value) -> Reply {
     send(

@@ -18,24 +18,10 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 
+use crate::support::admin::{admin, service_with_route};
 use crate::support::http::{get, send, Reply};
 use crate::support::kong::{free_port, kong_env, text, wait_until, Kong};
 use crate::support::upstream::EchoUpstream;
-
-fn admin(kong: &Kong, method: &str, path: &str, body: Value) -> Value {
-    let r = send(
-        method,
-        &kong.admin(path),
-        &[("content-type", "application/json")],
-        Some(body.to_string()),
-    );
-    assert!(r.status < 300, "{method} {path}: {} {}", r.status, r.body);
-    if r.body.is_empty() {
-        Value::Null
-    } else {
-        r.json()
-    }
-}
 
 /// Waits until `GET path` on the proxy answers `status`.
 fn until_status(kong: &Kong, path: &str, status: u16) -> Reply {
@@ -216,16 +202,9 @@ fn file_log_records_the_gateways_own_answers_and_can_reopen() {
         "/plugins",
         json!({"name": "file-log", "config": {"path": path.to_str().expect("utf-8"), "reopen": true}}),
     );
-    admin(
+    service_with_route(
         &kong,
-        "POST",
-        "/services",
         json!({"name": "s", "url": echo.url()}),
-    );
-    admin(
-        &kong,
-        "POST",
-        "/services/s/routes",
         json!({"name": "r", "paths": ["/r"]}),
     );
     until_status(&kong, "/r", 200);
@@ -897,16 +876,9 @@ fn prometheus_exposes_kongs_metrics_on_admin_and_status_apis() {
         json!({"name": "prometheus", "config": {
             "status_code_metrics": true, "latency_metrics": true, "bandwidth_metrics": true}}),
     );
-    admin(
+    service_with_route(
         &kong,
-        "POST",
-        "/services",
         json!({"name": "s1", "url": echo.url()}),
-    );
-    admin(
-        &kong,
-        "POST",
-        "/services/s1/routes",
         json!({"name": "r1", "paths": ["/r1"]}),
     );
     let s2 = admin(&kong, "POST", "/services", json!({"url": echo.url()}));

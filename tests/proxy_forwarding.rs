@@ -4,22 +4,12 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
+use crate::support::admin::{admin, service_with_route};
 use crate::support::http::{send, Reply};
 use crate::support::kong::{wait_until, Kong};
 use crate::support::upstream::EchoUpstream;
-
-fn admin(kong: &Kong, method: &str, path: &str, body: Value) -> Value {
-    let r = send(
-        method,
-        &kong.admin(path),
-        &[("content-type", "application/json")],
-        Some(body.to_string()),
-    );
-    assert!(r.status < 300, "{method} {path}: {} {}", r.status, r.body);
-    r.json()
-}
 
 /// Waits until `path` on the proxy stops answering "no route" (the new configuration is live).
 fn routed(kong: &Kong, path: &str) -> Reply {
@@ -38,16 +28,9 @@ fn routed(kong: &Kong, path: &str) -> Reply {
 fn requests_reach_the_service_with_kongs_headers() {
     let echo = EchoUpstream::start();
     let kong = Kong::start("");
-    admin(
+    service_with_route(
         &kong,
-        "POST",
-        "/services",
         json!({"name": "echo", "url": format!("{}/base", echo.url())}),
-    );
-    admin(
-        &kong,
-        "POST",
-        "/services/echo/routes",
         json!({"name": "r", "paths": ["/echo"]}),
     );
     routed(&kong, "/echo");
@@ -100,16 +83,9 @@ fn requests_reach_the_service_with_kongs_headers() {
 fn route_flags_shape_the_upstream_request() {
     let echo = EchoUpstream::start();
     let kong = Kong::start("");
-    admin(
+    service_with_route(
         &kong,
-        "POST",
-        "/services",
         json!({"name": "echo", "url": echo.url()}),
-    );
-    admin(
-        &kong,
-        "POST",
-        "/services/echo/routes",
         json!({"paths": ["/secure"], "protocols": ["https"]}),
     );
     admin(
@@ -171,40 +147,19 @@ fn upstream_failures_answer_502_503_504() {
     let echo = EchoUpstream::start();
     let kong = Kong::start("");
     let closed = crate::support::kong::free_port();
-    admin(
+    service_with_route(
         &kong,
-        "POST",
-        "/services",
         json!({"name": "down", "url": format!("http://127.0.0.1:{closed}"), "retries": 2}),
-    );
-    admin(
-        &kong,
-        "POST",
-        "/services/down/routes",
         json!({"paths": ["/down"]}),
     );
-    admin(
+    service_with_route(
         &kong,
-        "POST",
-        "/services",
         json!({"name": "slow", "url": echo.url(), "read_timeout": 200}),
-    );
-    admin(
-        &kong,
-        "POST",
-        "/services/slow/routes",
         json!({"paths": ["/slow"]}),
     );
-    admin(
+    service_with_route(
         &kong,
-        "POST",
-        "/services",
         json!({"name": "nowhere", "url": "http://no-such-host.invalid"}),
-    );
-    admin(
-        &kong,
-        "POST",
-        "/services/nowhere/routes",
         json!({"paths": ["/nowhere"]}),
     );
     admin(&kong, "POST", "/routes", json!({"paths": ["/orphan"]}));
@@ -241,16 +196,9 @@ fn upstream_failures_answer_502_503_504() {
 fn https_and_http2_clients_are_proxied_to_http1_upstreams() {
     let echo = EchoUpstream::start();
     let kong = Kong::start("");
-    admin(
+    service_with_route(
         &kong,
-        "POST",
-        "/services",
         json!({"name": "echo", "url": echo.url()}),
-    );
-    admin(
-        &kong,
-        "POST",
-        "/services/echo/routes",
         json!({"paths": ["/tls"]}),
     );
     routed(&kong, "/tls");
@@ -282,16 +230,9 @@ fn https_and_http2_clients_are_proxied_to_http1_upstreams() {
 fn trusted_peers_name_the_client_through_real_ip_header() {
     let echo = EchoUpstream::start();
     let kong = Kong::start("trusted_ips = 127.0.0.1\nreal_ip_header = X-Forwarded-For");
-    admin(
+    service_with_route(
         &kong,
-        "POST",
-        "/services",
         json!({"name": "echo", "url": echo.url()}),
-    );
-    admin(
-        &kong,
-        "POST",
-        "/services/echo/routes",
         json!({"name": "r", "paths": ["/ip"]}),
     );
     admin(
@@ -347,16 +288,9 @@ fn trusted_peers_name_the_client_through_real_ip_header() {
 fn a_one_worker_node_serves_proxies_logs_and_stops() {
     let echo = EchoUpstream::start();
     let kong = Kong::start("nginx_worker_processes = 1");
-    admin(
+    service_with_route(
         &kong,
-        "POST",
-        "/services",
         json!({"name": "echo", "url": echo.url()}),
-    );
-    admin(
-        &kong,
-        "POST",
-        "/services/echo/routes",
         json!({"name": "r", "paths": ["/one"]}),
     );
     let log = kong.prefix().join("one-worker.log");

@@ -19,19 +19,9 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::support::admin::{admin, service_with_route};
 use crate::support::http::{rt, send};
 use crate::support::kong::{wait_until, Kong};
-
-fn admin(kong: &Kong, method: &str, path: &str, body: Value) -> Value {
-    let r = send(
-        method,
-        &kong.admin(path),
-        &[("content-type", "application/json")],
-        Some(body.to_string()),
-    );
-    assert!(r.status < 300, "{method} {path}: {} {}", r.status, r.body);
-    r.json()
-}
 
 /// Creates a service and a route on `path`, and waits until the proxy routes it.
 fn expose(kong: &Kong, service: Value, path: &str) {
@@ -185,16 +175,9 @@ fn an_upstream_going_silent_mid_body_is_cut_after_the_read_timeout() {
         tokio::time::sleep(Duration::from_secs(30)).await;
     });
     let kong = Kong::start("");
-    admin(
+    service_with_route(
         &kong,
-        "POST",
-        "/services",
         json!({"name": "silent", "url": format!("http://127.0.0.1:{}", up.port), "read_timeout": 300}),
-    );
-    admin(
-        &kong,
-        "POST",
-        "/services/silent/routes",
         json!({"paths": ["/silent"]}),
     );
     let port = kong.proxy_port;

@@ -10,27 +10,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::http::send;
+use crate::support::admin::admin;
 use crate::support::kong::{free_port, wait_until, Kong};
 use crate::support::stream::{
     cert, exchange, tcp_line, tcp_line_from, tls_connect, udp_exchange, TcpEcho, TlsEcho, UdpEcho,
 };
-
-/// Calls the Admin API, asserting success; the answer's JSON (`Null` for 204).
-fn admin(kong: &Kong, method: &str, path: &str, body: Value) -> Value {
-    let r = send(
-        method,
-        &kong.admin(path),
-        &[("content-type", "application/json")],
-        Some(body.to_string()),
-    );
-    assert!(r.status < 300, "{method} {path}: {} {}", r.status, r.body);
-    if r.body.is_empty() {
-        Value::Null
-    } else {
-        r.json()
-    }
-}
 
 /// Creates service `name` reaching `host:port` with `protocol`, plus `extra` fields.
 fn service(kong: &Kong, name: &str, protocol: &str, port: u16, extra: Value) {

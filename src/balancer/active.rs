@@ -539,10 +539,8 @@ mod tests {
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
     }
 
-    #[tokio::test]
-    async fn answers_that_close_or_are_unframed_are_not_kept() {
-        let tls = ProbeTls::new(&[]);
-        let kept = Kept::default();
+    /// A server reading one request and sending `reply`, then holding the socket open.
+    async fn answer_once(reply: &'static [u8]) -> u16 {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -551,28 +549,26 @@ mod tests {
             let (mut s, _) = l.accept().await.expect("accept");
             let mut buf = [0u8; 1024];
             let _ = s.read(&mut buf).await;
-            let _ = s
-                .write_all(b"HTTP/1.1 503 X\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
-                .await;
-            // Keeps the socket open: the prober must not wait for more.
+            let _ = s.write_all(reply).await;
             tokio::time::sleep(Duration::from_secs(5)).await;
         });
+        port
+    }
+
+    #[tokio::test]
+    async fn answers_that_close_or_are_unframed_are_not_kept() {
+        let tls = ProbeTls::new(&[]);
+        let kept = Kept::default();
+        // The socket stays open after the answer: the prober must not wait for more.
+        let port =
+            answer_once(b"HTTP/1.1 503 X\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").await;
         assert_eq!(
             probe(&address(port), &spec("http"), &tls, &kept).await,
             Some(Report::HttpFailure)
         );
         assert!(kept.take((address(port).ip, port)).is_none());
         // Garbage instead of HTTP: status 0, a failure.
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let port = l.local_addr().expect("addr").port();
-        tokio::spawn(async move {
-            let (mut s, _) = l.accept().await.expect("accept");
-            let mut buf = [0u8; 1024];
-            let _ = s.read(&mut buf).await;
-            let _ = s.write_all(b"SSH-2.0-OpenSSH\r\n").await;
-        });
+        let port = answer_once(b"SSH-2.0-OpenSSH\r\n").await;
         assert_eq!(
             probe(&address(port), &spec("http"), &tls, &kept).await,
             Some(Report::HttpFailure)

@@ -1,6 +1,7 @@
 //! Test helpers shared by every integration test.
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod dns;
 pub mod http;
 pub mod kong;
