@@ -114,11 +114,23 @@ pub struct HostRule<'a> {
 impl HostRule<'_> {
     /// The `Host` for a peer named `hostname` on `port`.
     pub fn host(&self, hostname: &str, port: u16) -> String {
-        match self.fixed {
-            Some(h) => h.to_owned(),
-            None if port == self.default_port => bracket(hostname),
-            None => format!("{}:{port}", bracket(hostname)),
+        if let Some(h) = self.fixed {
+            return h.to_owned();
         }
+        let v6 = hostname.contains(':') && !hostname.starts_with('[');
+        let mut host = String::with_capacity(hostname.len() + 8);
+        if v6 {
+            host.push('[');
+        }
+        host.push_str(hostname);
+        if v6 {
+            host.push(']');
+        }
+        if port != self.default_port {
+            use std::fmt::Write as _;
+            let _ = write!(host, ":{port}");
+        }
+        host
     }
 
     /// The TLS server name: the `Host` without its port.
@@ -130,14 +142,6 @@ impl HostRule<'_> {
                 .map_or(h, |(h, _)| h),
             None => hostname,
         }
-    }
-}
-
-fn bracket(host: &str) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_owned()
     }
 }
 

@@ -120,7 +120,9 @@ pub struct Downstream<'a> {
     /// `http` or `https`.
     pub scheme: &'a str,
     /// The listener's port.
-    pub port: u16,
+    pub port: &'a HeaderValue,
+    /// `peer` as a header value.
+    pub peer_value: &'a HeaderValue,
     /// The `Host` the client sent (without port).
     pub host: &'a str,
     /// The request path as the client sent it (no query).
@@ -203,7 +205,10 @@ fn ip_value(ip: IpAddr) -> HeaderValue {
 pub fn upstream_request(h: &mut HeaderMap, down: &Downstream<'_>, trusted: &Trusted, host: &str) {
     strip_hop_by_hop(h);
     let believed = trusted.contains(down.peer);
-    let client = ip_value(down.client);
+    let client = match down.client == down.peer {
+        true => down.peer_value.clone(),
+        false => ip_value(down.client),
+    };
     let forwarded_for = match h.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
         Some(prior) if !prior.is_empty() => {
             let mut joined = Vec::with_capacity(prior.len() + 2 + client.len());
@@ -230,7 +235,7 @@ pub fn upstream_request(h: &mut HeaderMap, down: &Downstream<'_>, trusted: &Trus
     if let Ok(v) = HeaderValue::from_str(down.host) {
         keep_or(h, &X_FORWARDED_HOST, v);
     }
-    keep_or(h, &X_FORWARDED_PORT, HeaderValue::from(down.port));
+    keep_or(h, &X_FORWARDED_PORT, down.port.clone());
     if let Ok(v) = HeaderValue::from_str(down.path) {
         keep_or(h, &X_FORWARDED_PATH, v);
     }
@@ -322,7 +327,8 @@ mod tests {
             peer: "127.0.0.1".parse().expect("ip"),
             client: "127.0.0.1".parse().expect("ip"),
             scheme: "http",
-            port: 8000,
+            port: &HeaderValue::from_static("8000"),
+            peer_value: &HeaderValue::from_static("127.0.0.1"),
             host: "api.test",
             path: "/a/b",
             prefix: Some("/a"),

@@ -25,6 +25,7 @@ pub mod pool;
 pub mod tls;
 pub mod upstream;
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -448,7 +449,16 @@ impl Proxy {
                 hash_captures,
                 preserve_host: m.route.preserve_host,
                 request_buffering: m.route.request_buffering,
-                upstream_path: router::escape_path(&m.upstream_path.to_string()).into_owned(),
+                upstream_path: {
+                    // Room for the query the request may add.
+                    let query = ctx.request.uri.query().map_or(0, |q| q.len() + 1);
+                    let mut path = String::with_capacity(64 + query);
+                    let _ = write!(path, "{}", m.upstream_path);
+                    match router::escape_path(&path) {
+                        std::borrow::Cow::Borrowed(_) => path,
+                        std::borrow::Cow::Owned(escaped) => escaped,
+                    }
+                },
                 prefix: m.stripped_prefix.filter(|p| *p != "/").map(str::to_owned),
                 // Owned only when the route's regex has groups (plugins' `uri_captures`).
                 captures: m.captures.as_ref().map(|c| UriCaptures {
@@ -584,7 +594,8 @@ impl Proxy {
             peer: conn.peer.ip(),
             client: ctx.client_ip(),
             scheme: scheme.as_str(),
-            port: conn.local.port(),
+            port: &conn.port_value,
+            peer_value: &conn.peer_value,
             host: down_host,
             path: raw_path,
             prefix: routed.prefix.as_deref(),

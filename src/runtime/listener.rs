@@ -43,6 +43,10 @@ pub struct ConnInfo {
     pub sni: Option<Arc<str>>,
     /// The TLS version and cipher suite negotiated, for the log serializer.
     pub tls_params: Option<crate::plugins::ctx::TlsParams>,
+    /// The client's address as a header value, made once for all the connection's requests.
+    pub peer_value: http::HeaderValue,
+    /// The local port as a header value.
+    pub port_value: http::HeaderValue,
 }
 
 /// The TLS parameters of an accepted connection, named as OpenSSL (and so Kong's logs) name
@@ -225,6 +229,9 @@ async fn accept_loop<H: Handler>(
                 tls: tls.is_some(),
                 sni: None,
                 tls_params: None,
+                peer_value: http::HeaderValue::from_str(&peer.ip().to_string())
+                    .unwrap_or(http::HeaderValue::from_static("0.0.0.0")),
+                port_value: http::HeaderValue::from(local.port()),
             };
             serve(stream, conn, http2, tls, handler, draining).await;
         });
