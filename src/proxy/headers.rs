@@ -123,6 +123,8 @@ pub struct Downstream<'a> {
     pub port: &'a HeaderValue,
     /// `peer` as a header value.
     pub peer_value: &'a HeaderValue,
+    /// The client's `Host` header, when it is `host` exactly (no port to strip).
+    pub host_value: Option<&'a HeaderValue>,
     /// The `Host` the client sent (without port).
     pub host: &'a str,
     /// The request path as the client sent it (no query).
@@ -190,6 +192,24 @@ fn set(h: &mut HeaderMap, name: &HeaderName, value: &str) {
     }
 }
 
+/// A number as a header value; those under 1,000 (latencies in milliseconds, statuses) come
+/// from a table made once, so setting them allocates nothing.
+pub fn number(n: u64) -> HeaderValue {
+    static SMALL: std::sync::OnceLock<Box<[HeaderValue]>> = std::sync::OnceLock::new();
+    let small = SMALL.get_or_init(|| {
+        (0..1000u64)
+            .map(|i| {
+                let text: &'static str = Box::leak(i.to_string().into_boxed_str());
+                HeaderValue::from_static(text)
+            })
+            .collect()
+    });
+    match usize::try_from(n).ok().and_then(|i| small.get(i)) {
+        Some(v) => v.clone(),
+        None => HeaderValue::from(n),
+    }
+}
+
 /// An IP address as a header value, formatted without a heap string.
 fn ip_value(ip: IpAddr) -> HeaderValue {
     use std::io::Write;
@@ -232,7 +252,11 @@ pub fn upstream_request(h: &mut HeaderMap, down: &Downstream<'_>, trusted: &Trus
         _ => HeaderValue::from_static("http"),
     };
     keep_or(h, &X_FORWARDED_PROTO, proto);
-    if let Ok(v) = HeaderValue::from_str(down.host) {
+    let forwarded_host = match down.host_value {
+        Some(v) => Some(v.clone()),
+        None => HeaderValue::from_str(down.host).ok(),
+    };
+    if let Some(v) = forwarded_host {
         keep_or(h, &X_FORWARDED_HOST, v);
     }
     keep_or(h, &X_FORWARDED_PORT, down.port.clone());
@@ -257,6 +281,14 @@ pub fn upstream_request(h: &mut HeaderMap, down: &Downstream<'_>, trusted: &Trus
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_small_and_large() {
+        assert_eq!(number(0), "0");
+        assert_eq!(number(999), "999");
+        assert_eq!(number(1000), "1000");
+        assert_eq!(number(u64::MAX), u64::MAX.to_string().as_str());
+    }
 
     #[test]
     fn real_ip_comes_from_trusted_peers_only() {
@@ -329,6 +361,7 @@ mod tests {
             scheme: "http",
             port: &HeaderValue::from_static("8000"),
             peer_value: &HeaderValue::from_static("127.0.0.1"),
+            host_value: None,
             host: "api.test",
             path: "/a/b",
             prefix: Some("/a"),

@@ -596,6 +596,9 @@ impl Proxy {
             scheme: scheme.as_str(),
             port: &conn.port_value,
             peer_value: &conn.peer_value,
+            host_value: host_value
+                .as_ref()
+                .filter(|v| !down_host.is_empty() && v.to_str().ok() == Some(down_host)),
             host: down_host,
             path: raw_path,
             prefix: routed.prefix.as_deref(),
@@ -715,19 +718,16 @@ impl Proxy {
         if config.headers.upstream_latency {
             h.insert(
                 X_KONG_UPSTREAM_LATENCY.clone(),
-                HeaderValue::from(upstream_latency),
+                headers::number(upstream_latency),
             );
         }
         if config.headers.proxy_latency {
-            h.insert(
-                X_KONG_PROXY_LATENCY.clone(),
-                HeaderValue::from(proxy_latency),
-            );
+            h.insert(X_KONG_PROXY_LATENCY.clone(), headers::number(proxy_latency));
         }
         if config.headers.upstream_status {
             h.insert(
                 X_KONG_UPSTREAM_STATUS.clone(),
-                HeaderValue::from(parts.status.as_u16()),
+                headers::number(u64::from(parts.status.as_u16())),
             );
         }
         let bytes = parts
@@ -760,7 +760,7 @@ fn kong_generated(h: &mut http::HeaderMap, config: &Config, started: Instant) {
     }
     if config.headers.response_latency {
         let ms = started.elapsed().as_millis() as u64;
-        h.insert(X_KONG_RESPONSE_LATENCY.clone(), HeaderValue::from(ms));
+        h.insert(X_KONG_RESPONSE_LATENCY.clone(), headers::number(ms));
     }
 }
 
