@@ -570,7 +570,7 @@ report() {
         echo "kong with key-auth + rate-limiting + prometheus ÷ kong bare (scenario plugins): req/s $(ratio "$(med plugins kong-plugins 4)" "$(med plugins kong 4)"), CPU/req $(ratio "$(med plugins kong-plugins 7)" "$(med plugins kong 7)")."
     fi
     echo "CPU µs/req: the target's own CPU (for direct: the upstream's); proxy CPU: its share of one CPU during the run."
-    echo "kong under test: nginx_worker_processes = 1, $threads_bench threads in all (main, runtime worker, blocking pool)."
+    echo "kong under test: nginx_worker_processes = 1, $threads_bench threads in all (the main thread runs the runtime; the rest are blocking-pool threads)."
     echo
     echo "| kong memory (RSS) | MB |"
     echo "|---|--:|"
