@@ -65,10 +65,13 @@ impl Kept {
 
     /// Closes the connections of addresses no longer in `addresses`.
     fn retain(&self, addresses: &[Address]) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|(ip, port), _| addresses.iter().any(|a| a.ip == *ip && a.port == *port));
+        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.is_empty() {
+            return;
+        }
+        let live: std::collections::HashSet<(IpAddr, u16)> =
+            addresses.iter().map(|a| (a.ip, a.port)).collect();
+        kept.retain(|key, _| live.contains(key));
     }
 }
 
