@@ -161,6 +161,7 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     if present == 0 {
         return;
     }
+    // `Connection` (bit 1) may name more headers to remove.
     if present & 1 != 0 {
         let named: Vec<HeaderName> = h
             .get_all(CONNECTION)
@@ -225,6 +226,7 @@ fn ip_value(ip: IpAddr) -> HeaderValue {
 pub fn upstream_request(h: &mut HeaderMap, down: &Downstream<'_>, trusted: &Trusted, host: &str) {
     strip_hop_by_hop(h);
     let believed = trusted.contains(down.peer);
+    // As nginx's `$proxy_add_x_forwarded_for` and `X-Real-IP: $remote_addr`, after realip.
     let client = match down.client == down.peer {
         true => down.peer_value.clone(),
         false => ip_value(down.client),

@@ -209,8 +209,8 @@ impl Proxy {
             &snapshot,
             &trusted.trusted,
             started,
-        ));
-        let result = result.await;
+        ))
+        .await;
         if !reached_access {
             // Routing failed or the request stopped before access: global plugins only.
             phases::global_entries(snapshot.plugins.global(), protocol, &mut collected);
