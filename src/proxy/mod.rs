@@ -231,9 +231,8 @@ impl Proxy {
         };
         let (mut parts, body) = answer.response.into_parts();
         if let Some(extra) = ctx.take_response_headers() {
-            for (name, value) in extra.iter() {
-                parts.headers.insert(name.clone(), value.clone());
-            }
+            // Moved, not cloned; each name replaces what the upstream sent under it.
+            parts.headers.extend(*extra);
         }
         let mut body = body;
         if !collected.is_empty() {

@@ -60,6 +60,8 @@ fn period_headers(period: Period) -> (HeaderName, HeaderName) {
 struct Window {
     period: Period,
     limit: f64,
+    /// `limit` as a header value, made once.
+    limit_value: HeaderValue,
     limit_header: HeaderName,
     remaining_header: HeaderName,
 }
@@ -228,6 +230,7 @@ impl Kind for RateLimiting {
                 Some(Window {
                     period: p,
                     limit,
+                    limit_value: number(limit),
                     limit_header,
                     remaining_header,
                 })
@@ -312,7 +315,7 @@ impl Instance {
         let mut reset = 1;
         if !self.hide_client_headers {
             // The most restrictive window: least remaining, then the longest.
-            let mut best: Option<(f64, f64, i64)> = None;
+            let mut best: Option<(&HeaderValue, f64, i64)> = None;
             for (i, (w, &left)) in self.windows.iter().zip(remaining).enumerate() {
                 let mut left = left;
                 if stop.is_none() || stop == Some(i) {
@@ -327,14 +330,14 @@ impl Instance {
                     }
                 };
                 if better {
-                    best = Some((w.limit, left, window));
+                    best = Some((&w.limit_value, left, window));
                     reset = (window - (now - w.period.start(now))).max(1);
                 }
-                ctx.add_response_header(w.limit_header.clone(), number(w.limit));
+                ctx.add_response_header(w.limit_header.clone(), w.limit_value.clone());
                 ctx.add_response_header(w.remaining_header.clone(), number(left));
             }
             if let Some((limit, left, _)) = best {
-                ctx.add_response_header(RATELIMIT_LIMIT.clone(), number(limit));
+                ctx.add_response_header(RATELIMIT_LIMIT.clone(), limit.clone());
                 ctx.add_response_header(RATELIMIT_REMAINING.clone(), number(left));
                 ctx.add_response_header(RATELIMIT_RESET.clone(), HeaderValue::from(reset));
             }
