@@ -374,3 +374,44 @@ fn nix_kill(pid: u32, sig: &str) {
         .expect("kill");
     assert!(ok.success());
 }
+
+/// The node raises its soft open-files limit to the hard one (a soft 1,024 is a common default,
+/// and every connection, kept-alive probe and log file counts against it).
+#[test]
+fn the_node_raises_its_open_files_limit() {
+    let limits = std::fs::read_to_string("/proc/self/limits").expect("limits");
+    let hard: u64 = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4))
+        .and_then(|v| v.parse().ok())
+        .expect("hard open files limit");
+    if hard <= 256 {
+        return; // nothing to raise from on this machine
+    }
+    let mut k = Kong::configure("");
+    let conf = k.conf();
+    let prefix = k.prefix();
+    // Started with a soft limit of 256 under the hard one.
+    let out = std::process::Command::new("prlimit")
+        .arg("--nofile=256:")
+        .arg("--")
+        .arg(crate::support::kong::bin())
+        .args(["start", "-c"])
+        .arg(&conf)
+        .arg("-p")
+        .arg(&prefix)
+        .output()
+        .expect("prlimit runs (util-linux)");
+    assert!(out.status.success(), "kong start failed: {}", text(&out));
+    k.set_running();
+    k.wait_ready();
+    let pid = k.pid().expect("pid");
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("node limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("open files line");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields[3], hard.to_string(), "soft limit raised: {line}");
+}

@@ -92,6 +92,7 @@ pub fn load_prefix_config(prefix: &Path) -> Result<Config, config::ConfigError> 
 pub fn run(prefix: &Path, readiness: &mut dyn Readiness) -> Result<(), RuntimeError> {
     let config = load_prefix_config(prefix)?;
     let error_log = ErrorLog::install(&config).map_err(RuntimeError::Logs)?;
+    raise_open_files_limit();
     // One worker (`nginx_worker_processes = 1`) runs everything on this thread, as nginx's
     // single worker does: no work stealing, no cross-thread wake-ups.
     let mut builder = match config.worker_threads {
@@ -110,6 +111,24 @@ pub fn run(prefix: &Path, readiness: &mut dyn Readiness) -> Result<(), RuntimeEr
     // Connection tasks still draining after a fast stop are abandoned here.
     rt.shutdown_timeout(std::time::Duration::from_millis(100));
     result
+}
+
+/// Raises the soft limit on open files to the hard limit, as nginx's
+/// `worker_rlimit_nofile` lets Kong do: client and upstream connections, kept-alive health-check
+/// probes (one per target) and log files all count against it, and a 1,024 soft limit is a
+/// common default.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::debug!(from = soft, to = hard, "open files limit raised"),
+            Err(e) => {
+                tracing::warn!(error = %e, soft, hard, "could not raise the open files limit")
+            }
+        },
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read the open files limit"),
+    }
 }
 
 type Key = (&'static str, String);
