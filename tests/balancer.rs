@@ -18,7 +18,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
-use crate::support::admin::admin;
+use crate::support::admin::{admin, service_with_route};
 use crate::support::dns::{DnsServer, Rec};
 use crate::support::http::{rt, send};
 use crate::support::kong::{wait_until, Kong};
@@ -142,17 +142,9 @@ fn balanced(kong: &Kong, name: &str, extra: Value, targets: &[(String, u32)], pa
             json!({"target": target, "weight": weight}),
         );
     }
-    let s = admin(
+    service_with_route(
         kong,
-        "POST",
-        "/services",
         json!({"name": name, "host": name, "retries": 5}),
-    );
-    let id = s["id"].as_str().expect("service id").to_owned();
-    admin(
-        kong,
-        "POST",
-        &format!("/services/{id}/routes"),
         json!({"paths": [path]}),
     );
     let live = wait_until(Duration::from_secs(10), || {

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use crate::support::http::{rt, send};
+use crate::support::http::rt;
 use crate::support::kong::{wait_until, Kong};
 use crate::support::tls::Capture;
 use crate::support::upstream::EchoUpstream;
@@ -68,14 +68,8 @@ fn rsa(name: &str) -> Cert {
 
 /// Calls the Admin API; `None` for an empty answer (204).
 fn admin(kong: &Kong, method: &str, path: &str, body: Value) -> Option<Value> {
-    let r = send(
-        method,
-        &kong.admin(path),
-        &[("content-type", "application/json")],
-        Some(body.to_string()),
-    );
-    assert!(r.status < 300, "{method} {path}: {} {}", r.status, r.body);
-    (!r.body.is_empty()).then(|| r.json())
+    let answer = crate::support::admin::admin(kong, method, path, body);
+    (!answer.is_null()).then_some(answer)
 }
 
 /// Creates a certificate entity serving `snis`; returns its id.

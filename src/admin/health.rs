@@ -15,9 +15,10 @@ use super::error::ApiError;
 use super::AdminState;
 use crate::balancer::spec::TargetSpec;
 use crate::balancer::status;
+use crate::store::schema::Doc;
 
-/// `GET /upstreams/{u}/health`.
-pub(super) async fn get(state: &AdminState, req: &Req, u: &str) -> Result<Response, ApiError> {
+/// The upstream named or identified by `u`, and its id; 404 when there is none.
+async fn upstream_and_id(state: &AdminState, u: &str) -> Result<(Doc, String), ApiError> {
     let upstream = find_upstream(&state.store, u)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -26,6 +27,12 @@ pub(super) async fn get(state: &AdminState, req: &Req, u: &str) -> Result<Respon
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
+    Ok((upstream, id))
+}
+
+/// `GET /upstreams/{u}/health`.
+pub(super) async fn get(state: &AdminState, req: &Req, u: &str) -> Result<Response, ApiError> {
+    let (_, id) = upstream_and_id(state, u).await?;
     let node_id = state.node.id.to_string();
     let balancer = state.node.balancers.get(&id);
     if req.query("balancer_health") == Some("1") {
@@ -85,14 +92,7 @@ pub(super) async fn set(
     address: Option<&str>,
     healthy: bool,
 ) -> Result<Response, ApiError> {
-    let upstream = find_upstream(&state.store, u)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let id = upstream
-        .get("id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let (upstream, id) = upstream_and_id(state, u).await?;
     let name = upstream
         .get("name")
         .and_then(Value::as_str)
