@@ -300,6 +300,21 @@ alice-key\r\n--b0undary\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nv\r
         "No API key found in request",
         Some("Key"),
     );
+
+    // A consumer changed through the Admin API: the next requests carry what it is now (the
+    // node remembers each consumer's header values, never past a change).
+    admin(
+        &kong,
+        "PATCH",
+        &format!("/consumers/{alice}"),
+        json!({"username": "alice2", "custom_id": null}),
+    );
+    sync(&kong);
+    let seen = upstream(&get(&kong, "/k", &[("apikey", "alice-key")]));
+    let h = &seen["headers"];
+    assert_eq!(h["x-consumer-username"], "alice2", "{h}");
+    assert!(h.get("x-consumer-custom-id").is_none(), "{h}");
+    assert_eq!(h["x-consumer-id"], alice.as_str());
 }
 
 #[test]

@@ -219,7 +219,9 @@ pub struct Ctx {
     authenticated_groups: Option<Vec<String>>,
     body: Option<Bytes>,
     pub(crate) exit: Option<Exit>,
-    response_headers: Option<Box<HeaderMap>>,
+    /// Headers plugins add to the response, each name once (a short list: set in place when
+    /// the response is built, no map of its own).
+    response_headers: Vec<(HeaderName, HeaderValue)>,
     shared: HashMap<&'static str, Box<dyn Any + Send + Sync>>,
     serialize_values: Vec<(Vec<String>, Option<Value>)>,
     started: Instant,
@@ -270,7 +272,7 @@ impl Ctx {
             authenticated_groups: None,
             body: None,
             exit: None,
-            response_headers: None,
+            response_headers: Vec::new(),
             shared: HashMap::new(),
             serialize_values: Vec::new(),
             started,
@@ -443,23 +445,18 @@ impl Ctx {
     /// plugin sets: `X-Consumer-ID`, `X-Consumer-Custom-ID`, `X-Consumer-Username` (removed when
     /// the consumer has none), `X-Credential-Identifier`, and clears `X-Anonymous-Consumer`.
     pub fn authenticate(&mut self, consumer: Arc<Doc>, credential: Option<Credential>) {
-        let field = |name: &str| {
-            consumer
-                .get(name)
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        };
+        let values = super::consumer_headers::of(&consumer);
+        let identifier = credential
+            .as_ref()
+            .and_then(|c| HeaderValue::from_str(&c.identifier).ok());
         let h = &mut self.request.headers;
         for (name, value) in [
-            (&X_CONSUMER_ID, field("id")),
-            (&X_CONSUMER_CUSTOM_ID, field("custom_id")),
-            (&X_CONSUMER_USERNAME, field("username")),
-            (
-                &X_CREDENTIAL_IDENTIFIER,
-                credential.as_ref().map(|c| c.identifier.clone()),
-            ),
+            (&X_CONSUMER_ID, values.id.clone()),
+            (&X_CONSUMER_CUSTOM_ID, values.custom_id.clone()),
+            (&X_CONSUMER_USERNAME, values.username.clone()),
+            (&X_CREDENTIAL_IDENTIFIER, identifier),
         ] {
-            match value.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            match value {
                 Some(v) => {
                     h.insert(name.clone(), v);
                 }
@@ -521,14 +518,23 @@ impl Ctx {
 
     /// Adds a header to the response the client gets, whatever produces it (rate limit
     /// headers decided in `access`, for instance).
+    /// A later value under the same name replaces the earlier one.
     pub fn add_response_header(&mut self, name: HeaderName, value: HeaderValue) {
-        self.response_headers
-            .get_or_insert_with(Default::default)
-            .insert(name, value);
+        match self.response_headers.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, v)) => *v = value,
+            None => {
+                if self.response_headers.capacity() == 0 {
+                    // Room for a rate limiting plugin's headers without growing.
+                    self.response_headers.reserve(8);
+                }
+                self.response_headers.push((name, value));
+            }
+        }
     }
 
-    pub(crate) fn take_response_headers(&mut self) -> Option<Box<HeaderMap>> {
-        self.response_headers.take()
+    /// The headers plugins added to the response, each name once.
+    pub(crate) fn take_response_headers(&mut self) -> Vec<(HeaderName, HeaderValue)> {
+        std::mem::take(&mut self.response_headers)
     }
 
     /// Data shared between phases and plugins of this request, by key.

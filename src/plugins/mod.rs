@@ -37,6 +37,7 @@
 
 pub mod bundled;
 pub mod chain;
+mod consumer_headers;
 pub mod ctx;
 pub mod registry;
 

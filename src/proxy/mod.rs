@@ -230,9 +230,9 @@ impl Proxy {
             }
         };
         let (mut parts, body) = answer.response.into_parts();
-        if let Some(extra) = ctx.take_response_headers() {
-            // Moved, not cloned; each name replaces what the upstream sent under it.
-            parts.headers.extend(*extra);
+        // Moved, not cloned; each name replaces what the upstream sent under it.
+        for (name, value) in ctx.take_response_headers() {
+            parts.headers.insert(name, value);
         }
         let mut body = body;
         if !collected.is_empty() {

@@ -5,18 +5,22 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use foldhash::fast::RandomState;
 use serde_json::Value;
 
 use crate::store::schema::Doc;
 
+/// Maps looked up on every authenticated request: a fast hasher, randomly seeded per process.
+type Map<K, V> = HashMap<K, V, RandomState>;
+
 /// Documents by the value of one field.
-type ByValue = HashMap<String, Vec<Arc<Doc>>>;
+type ByValue = Map<String, Vec<Arc<Doc>>>;
 
 /// Entities by id, and by the fields plugins look them up with.
 #[derive(Debug, Clone, Default)]
 pub struct Index {
-    by_id: HashMap<&'static str, HashMap<String, Arc<Doc>>>,
-    by_field: HashMap<(&'static str, &'static str), ByValue>,
+    by_id: Map<&'static str, Map<String, Arc<Doc>>>,
+    by_field: Map<(&'static str, &'static str), ByValue>,
 }
 
 /// Which entities and fields an [`Index`] keeps.

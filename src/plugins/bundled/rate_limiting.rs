@@ -339,14 +339,14 @@ impl Instance {
             if let Some((limit, left, _)) = best {
                 ctx.add_response_header(RATELIMIT_LIMIT.clone(), limit.clone());
                 ctx.add_response_header(RATELIMIT_REMAINING.clone(), number(left));
-                ctx.add_response_header(RATELIMIT_RESET.clone(), HeaderValue::from(reset));
+                ctx.add_response_header(RATELIMIT_RESET.clone(), number(reset as f64));
             }
         }
         if stop.is_none() {
             return true;
         }
         if !self.hide_client_headers {
-            ctx.add_response_header(RETRY_AFTER.clone(), HeaderValue::from(reset));
+            ctx.add_response_header(RETRY_AFTER.clone(), number(reset as f64));
         }
         ctx.exit(self.exit.clone());
         false
@@ -524,7 +524,7 @@ mod tests {
             Ok(Step::Done) => {}
             _ => panic!("the local policy answers at once"),
         }
-        let headers = ctx.take_response_headers().map(|h| *h).unwrap_or_default();
+        let headers = ctx.take_response_headers().into_iter().collect();
         (ctx.exit.take(), headers)
     }
 

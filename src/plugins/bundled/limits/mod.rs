@@ -134,7 +134,9 @@ pub fn unix_now() -> i64 {
 
 /// A limit or remaining count as Kong prints numbers: whole numbers without a fraction.
 pub fn number(v: f64) -> HeaderValue {
-    if v.fract() == 0.0 && v.abs() < 9.0e15 {
+    if v.fract() == 0.0 && (0.0..9.0e15).contains(&v) {
+        crate::proxy::headers::number(v as u64)
+    } else if v.fract() == 0.0 && v.abs() < 9.0e15 {
         HeaderValue::from(v as i64)
     } else {
         let mut s = String::new();
