@@ -22,6 +22,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
 use super::error::ProxyError;
+use super::h1;
 use super::pool::{Conn, PeerRef, Pool, PooledBody, Returning, Sender};
 use super::upstream::{dial, Keepalive, TlsProfile, UpstreamBody};
 use crate::balancer::peers::Peers;
@@ -92,6 +93,8 @@ pub struct Target<'a> {
     pub tls: Option<&'a TlsProfile>,
     /// Whether the connection speaks HTTP/2.
     pub h2: bool,
+    /// Whether the request asks for a protocol upgrade (WebSocket).
+    pub upgrade: bool,
     /// How the upstream `Host` (and TLS server name) follows the peer.
     pub host: HostRule<'a>,
     /// Timeouts of the service.
@@ -179,16 +182,14 @@ pub async fn send(
     target: &Target<'_>,
     peers: &mut Peers,
 ) -> Result<Upstream, ProxyError> {
+    let body = match body {
+        Outgoing::Buffered(bytes) if !target.h2 && !target.upgrade => {
+            return send_own(pool, keepalive, head, bytes, target, peers).await;
+        }
+        other => other,
+    };
     let streamed = matches!(body, Outgoing::Streamed(_));
-    let idempotent = matches!(
-        head.method,
-        http::Method::GET
-            | http::Method::HEAD
-            | http::Method::PUT
-            | http::Method::DELETE
-            | http::Method::OPTIONS
-            | http::Method::TRACE
-    );
+    let idempotent = idempotent(&head.method);
     // What it takes to send the request again after it reached the upstream.
     let replay = match &body {
         Outgoing::Buffered(bytes) if idempotent => Some((head.clone(), bytes.clone())),
@@ -235,6 +236,7 @@ pub async fn send(
                     .tls
                     .map(|profile| (profile.id, target.host.sni(c.hostname))),
                 h2: target.h2,
+                streamed: !target.h2,
             };
             match pool.checkout(peer, &keepalive) {
                 Some(conn) => Ok(conn),
@@ -288,12 +290,12 @@ pub async fn send(
                 let unsent = match (unsent, &replay) {
                     (Some(unsent), _) => unsent,
                     (None, Some((head, bytes))) if reused || tries < target.retries => {
-                        tracing::debug!(error = %error, "upstream request failed; sending it again");
+                        tracing::debug!(error = ?error, "upstream request failed; sending it again");
                         Request::from_parts(head.clone(), buffered(bytes.clone()))
                     }
                     (None, _) => {
-                        tracing::debug!(error = %error, "upstream request failed");
-                        let e = classify(&error);
+                        tracing::debug!(error = ?error, "upstream request failed");
+                        let e = classify(error.as_ref());
                         peers.failed(e == ProxyError::GatewayTimeout);
                         return Err(e);
                     }
@@ -304,7 +306,7 @@ pub async fn send(
                     // fault, not a try.
                     continue;
                 }
-                let e = classify(&error);
+                let e = classify(error.as_ref());
                 peers.failed(e == ProxyError::GatewayTimeout);
                 if tries < target.retries {
                     tries += 1;
@@ -314,6 +316,140 @@ pub async fn send(
                 return Err(e);
             }
         }
+    }
+}
+
+/// Whether a request with `method` may be sent again after it reached the upstream.
+fn idempotent(method: &http::Method) -> bool {
+    matches!(
+        *method,
+        http::Method::GET
+            | http::Method::HEAD
+            | http::Method::PUT
+            | http::Method::DELETE
+            | http::Method::OPTIONS
+            | http::Method::TRACE
+    )
+}
+
+/// [`send`] for a buffered HTTP/1.1 request without upgrade, through the proxy's own client
+/// ([`super::h1`]): the request is encoded once, and again only when a retry goes to a peer
+/// that wants another `Host`.
+async fn send_own(
+    pool: &Arc<Pool>,
+    keepalive: Keepalive,
+    mut head: http::request::Parts,
+    body: Bytes,
+    target: &Target<'_>,
+    peers: &mut Peers,
+) -> Result<Upstream, ProxyError> {
+    let idempotent = idempotent(&head.method);
+    let mut encoded = Vec::new();
+    h1::encode(&head, &body, &mut encoded);
+    let t = target.timeouts;
+    let mut tries = 0u32;
+    // The first peer was chosen by the caller (it built the request's Host from it).
+    let mut pick = false;
+    loop {
+        if pick {
+            pick = false;
+            peers.pick()?;
+            if peers.balanced() && target.host.fixed.is_none() {
+                // Another target may want another Host.
+                let c = peers.chosen();
+                if let Ok(v) = http::HeaderValue::from_str(&target.host.host(c.hostname, c.port)) {
+                    head.headers.insert(http::header::HOST, v);
+                    h1::encode(&head, &body, &mut encoded);
+                }
+            }
+        }
+        let connected = {
+            let c = peers.chosen();
+            let peer = PeerRef {
+                host: c.host,
+                port: c.port,
+                tls: target
+                    .tls
+                    .map(|profile| (profile.id, target.host.sni(c.hostname))),
+                h2: false,
+                streamed: false,
+            };
+            match pool.checkout(peer, &keepalive) {
+                Some(conn) => Ok(conn),
+                None => Box::pin(dial(peer, target.tls, t.connect)).await,
+            }
+        };
+        let mut conn = match connected {
+            Ok(conn) => conn,
+            Err(e) => {
+                peers.failed(e == ProxyError::GatewayTimeout);
+                if retryable(&e) && tries < target.retries {
+                    tries += 1;
+                    pick = true;
+                    continue;
+                }
+                return Err(e);
+            }
+        };
+        let reused = conn.reused;
+        let Sender::Own(h1) = &mut conn.sender else {
+            // Pooled apart (`PeerRef::streamed`): cannot happen.
+            return Err(ProxyError::BadGateway);
+        };
+        // Sending and waiting for the response head are bounded together by the read timeout
+        // (the body is written at once).
+        let exchange = async {
+            h1.write(&encoded).await?;
+            h1.read_head(&head.method).await.map_err(|e| (e, true))
+        };
+        let failure = match tokio::time::timeout(t.read, exchange).await {
+            Err(_) => {
+                peers.failed(true);
+                // As nginx's `proxy_next_upstream timeout`: an idempotent request goes to the
+                // next peer.
+                if idempotent && tries < target.retries {
+                    tries += 1;
+                    pick = true;
+                    continue;
+                }
+                return Err(ProxyError::GatewayTimeout);
+            }
+            Ok(Ok(answer)) => {
+                let status = answer.parts.status;
+                peers.answered(status.as_u16());
+                if status == http::StatusCode::SWITCHING_PROTOCOLS {
+                    // An upstream may only switch protocols when asked to.
+                    return Err(ProxyError::BadGateway);
+                }
+                let returning = Returning {
+                    pool: pool.clone(),
+                    conn,
+                    keepalive,
+                };
+                let body = PooledBody::own(answer.body, t.read, returning);
+                return Ok(Response::from_parts(answer.parts, body));
+            }
+            Ok(Err(failure)) => failure,
+        };
+        let (error, sent) = failure;
+        tracing::debug!(error = %error, sent, reused, "upstream request failed");
+        if sent && !idempotent {
+            // It may have been acted upon: never sent twice.
+            peers.failed(false);
+            return Err(ProxyError::BadGateway);
+        }
+        if reused {
+            // A kept-alive connection closed by the peer meanwhile: not the peer's fault, not
+            // a try.
+            continue;
+        }
+        peers.failed(false);
+        if tries < target.retries {
+            tries += 1;
+            pick = true;
+            continue;
+        }
+        return Err(ProxyError::BadGateway);
     }
 }
 
@@ -328,7 +464,7 @@ fn retryable(e: &ProxyError) -> bool {
 
 /// A failed exchange; `unsent` is the request when it never left.
 struct Failed {
-    error: hyper::Error,
+    error: Option<hyper::Error>,
     unsent: Option<Request<UpstreamBody>>,
 }
 
@@ -347,10 +483,15 @@ async fn exchange(
         reused,
     } = conn;
     match sender {
+        // Never dialed for this path (`PeerRef::streamed`).
+        Sender::Own(_) => Err(Failed {
+            error: None,
+            unsent: Some(req),
+        }),
         Sender::H1(mut s) => {
             if let Err(error) = s.ready().await {
                 return Err(Failed {
-                    error,
+                    error: Some(error),
                     unsent: Some(req),
                 });
             }
@@ -370,7 +511,7 @@ async fn exchange(
                 )),
                 Err(mut e) => Err(Failed {
                     unsent: e.take_message(),
-                    error: e.into_error(),
+                    error: Some(e.into_error()),
                 }),
             }
         }
@@ -378,7 +519,7 @@ async fn exchange(
             *req.version_mut() = http::Version::HTTP_2;
             if let Err(error) = s.ready().await {
                 return Err(Failed {
-                    error,
+                    error: Some(error),
                     unsent: Some(req),
                 });
             }
@@ -395,7 +536,7 @@ async fn exchange(
                 Ok(resp) => Ok((resp, None)),
                 Err(mut e) => Err(Failed {
                     unsent: e.take_message(),
-                    error: e.into_error(),
+                    error: Some(e.into_error()),
                 }),
             }
         }
@@ -403,8 +544,8 @@ async fn exchange(
 }
 
 /// Classifies a failure on an established connection the way Kong reports it.
-fn classify(e: &hyper::Error) -> ProxyError {
-    if e.is_timeout() {
+fn classify(e: Option<&hyper::Error>) -> ProxyError {
+    if e.is_some_and(hyper::Error::is_timeout) {
         ProxyError::GatewayTimeout
     } else {
         ProxyError::BadGateway

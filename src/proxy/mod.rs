@@ -19,6 +19,7 @@
 
 pub mod error;
 pub mod forward;
+pub mod h1;
 pub mod headers;
 pub mod phases;
 pub mod pool;
@@ -631,6 +632,7 @@ impl Proxy {
         let target = Target {
             tls: tls.then_some(&**profile),
             h2,
+            upgrade: upgrade.is_some(),
             // The server name sent is the Host going upstream, without its port.
             host: host_rule,
             timeouts: Timeouts {

@@ -5,6 +5,8 @@
 //! An HTTP/1.1 connection is checked out for one request and comes back when its response body
 //! has been read to the end ([`PooledBody`]); one whose body was abandoned is closed. An HTTP/2
 //! connection (gRPC) stays in the pool while in use and is shared by concurrent requests.
+//! HTTP/1.1 connections come in two kinds, pooled apart: the proxy's own client
+//! ([`super::h1`], requests with a buffered body) and hyper's (streamed bodies, upgrades).
 //!
 //! The pool is split into shards, each behind its own short-lived lock (one push or pop), so
 //! requests to different peers rarely meet; no lock is held across an await.
@@ -22,6 +24,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 
+use super::h1::{BodyState, H1Error, H1};
 use super::upstream::Keepalive;
 
 const SHARDS: usize = 16;
@@ -37,6 +40,9 @@ pub struct PeerRef<'a> {
     pub tls: Option<(u64, &'a str)>,
     /// Whether the connection speaks HTTP/2.
     pub h2: bool,
+    /// Whether an HTTP/1.1 connection is hyper's (for streamed bodies and upgrades) rather than
+    /// the proxy's own.
+    pub streamed: bool,
 }
 
 /// An owned [`PeerRef`], kept with each pooled connection.
@@ -46,6 +52,7 @@ pub struct Peer {
     port: u16,
     tls: Option<(u64, Box<str>)>,
     h2: bool,
+    streamed: bool,
 }
 
 impl Peer {
@@ -56,6 +63,7 @@ impl Peer {
             port: peer.port,
             tls: peer.tls.map(|(id, sni)| (id, sni.into())),
             h2: peer.h2,
+            streamed: peer.streamed,
         }
     }
 
@@ -66,6 +74,7 @@ impl Peer {
             port: self.port,
             tls: self.tls.as_ref().map(|(id, sni)| (*id, &**sni)),
             h2: self.h2,
+            streamed: self.streamed,
         }
     }
 }
@@ -73,7 +82,9 @@ impl Peer {
 /// A connection's request sender.
 #[derive(Debug)]
 pub enum Sender {
-    /// HTTP/1.1: one request at a time.
+    /// HTTP/1.1 through the proxy's own client: the connection itself.
+    Own(H1),
+    /// HTTP/1.1 through hyper: one request at a time.
     H1(http1::SendRequest<super::upstream::UpstreamBody>),
     /// HTTP/2: multiplexed, cloned per request.
     H2(http2::SendRequest<super::upstream::UpstreamBody>),
@@ -82,8 +93,17 @@ pub enum Sender {
 impl Sender {
     fn is_closed(&self) -> bool {
         match self {
+            Sender::Own(c) => c.looks_closed(),
             Sender::H1(s) => s.is_closed(),
             Sender::H2(s) => s.is_closed(),
+        }
+    }
+
+    /// Whether an idle connection can carry a request.
+    fn is_usable(&mut self) -> bool {
+        match self {
+            Sender::Own(c) => c.is_usable(),
+            other => !other.is_closed(),
         }
     }
 }
@@ -170,8 +190,8 @@ impl Pool {
         }
         // Most recently returned first: the warmest connection, the least likely closed.
         while let Some(pos) = list.iter().rposition(|c| c.peer.as_ref() == peer) {
-            let idle = list.swap_remove(pos);
-            if idle.sender.is_closed() || idle.since.elapsed() >= max_idle {
+            let mut idle = list.swap_remove(pos);
+            if !idle.sender.is_usable() || idle.since.elapsed() >= max_idle {
                 continue;
             }
             return Some(Conn {
@@ -210,9 +230,11 @@ impl Pool {
     /// `max_requests` or the pool for its peer is full (then it closes).
     pub fn put(&self, conn: Conn, keepalive: &Keepalive) {
         let used = conn.used + 1;
+        // The own client's connection was just found reusable by its exchange.
+        let closed = !matches!(conn.sender, Sender::Own(_)) && conn.sender.is_closed();
         if keepalive.pool_size == 0
             || (keepalive.max_requests > 0 && used >= keepalive.max_requests)
-            || conn.sender.is_closed()
+            || closed
         {
             return;
         }
@@ -237,8 +259,8 @@ impl Pool {
         for shard in self.shards.iter() {
             let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
             shard.retain(|_, list| {
-                list.retain(|c| {
-                    !c.sender.is_closed()
+                list.retain_mut(|c| {
+                    c.sender.is_usable()
                         && (matches!(c.sender, Sender::H2(_)) || c.since.elapsed() < idle_timeout)
                 });
                 !list.is_empty()
@@ -272,11 +294,22 @@ pub struct Returning {
 }
 
 pin_project_lite::pin_project! {
+    /// Where a response body comes from.
+    #[project = SourceProj]
+    enum Source {
+        /// hyper's client.
+        Hyper { #[pin] body: Incoming },
+        /// The proxy's own client, reading from the connection held in `returning`.
+        Own { state: BodyState },
+    }
+}
+
+pin_project_lite::pin_project! {
     /// An upstream response body: passed through frame by frame, with the service's read
     /// timeout between two frames, giving its connection back to the pool once read to the end.
     pub struct PooledBody {
         #[pin]
-        inner: Incoming,
+        source: Source,
         // Armed when a read has to wait (most small answers never do, and need no timer).
         deadline: Option<Pin<Box<tokio::time::Sleep>>>,
         // Whether the deadline is set for the wait in progress.
@@ -294,34 +327,62 @@ pub struct ReadTimeout;
 /// Errors while streaming an upstream body.
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
-    /// The connection failed.
+    /// The connection failed (hyper's client).
     #[error(transparent)]
     Hyper(#[from] hyper::Error),
+    /// The connection failed (the proxy's own client).
+    #[error(transparent)]
+    Own(#[from] H1Error),
     /// The upstream went silent.
     #[error(transparent)]
     Timeout(#[from] ReadTimeout),
 }
 
 impl PooledBody {
-    /// Wraps `inner`; `returning` is the connection to give back at the end (HTTP/1.1).
+    /// Wraps hyper's `inner`; `returning` is the connection to give back at the end (HTTP/1.1).
     pub fn new(inner: Incoming, read_timeout: Duration, returning: Option<Returning>) -> Self {
+        let end = inner.is_end_stream();
+        Self::with(Source::Hyper { body: inner }, read_timeout, returning, end)
+    }
+
+    /// A body the proxy's own client reads per `state` from the connection in `returning`.
+    pub fn own(state: BodyState, read_timeout: Duration, returning: Returning) -> Self {
+        let end = state.is_end();
+        Self::with(Source::Own { state }, read_timeout, Some(returning), end)
+    }
+
+    fn with(
+        source: Source,
+        read_timeout: Duration,
+        returning: Option<Returning>,
+        end: bool,
+    ) -> Self {
         let mut body = PooledBody {
-            inner,
+            source,
             deadline: None,
             waiting: false,
             read_timeout,
             returning,
         };
-        if body.inner.is_end_stream() {
-            body.give_back();
+        if end {
+            give_back(&body.source, &mut body.returning);
         }
         body
     }
+}
 
-    fn give_back(&mut self) {
-        if let Some(r) = self.returning.take() {
-            r.pool.put(r.conn, &r.keepalive);
-        }
+/// Gives the connection back to the pool, if the body read from it allows.
+fn give_back(source: &Source, returning: &mut Option<Returning>) {
+    let Some(r) = returning.take() else {
+        return;
+    };
+    let reusable = match (source, &r.conn.sender) {
+        (Source::Own { state }, Sender::Own(conn)) => conn.reusable_after(state),
+        (Source::Own { .. }, _) => false,
+        (Source::Hyper { .. }, _) => true,
+    };
+    if reusable {
+        r.pool.put(r.conn, &r.keepalive);
     }
 }
 
@@ -334,26 +395,46 @@ impl Body for PooledBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let mut this = self.project();
-        match this.inner.as_mut().poll_frame(cx) {
+        let polled = match this.source.as_mut().project() {
+            SourceProj::Hyper { body } => match body.poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(BodyError::from(e)))),
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
+            SourceProj::Own { state } => match this.returning.as_mut() {
+                Some(Returning {
+                    conn:
+                        Conn {
+                            sender: Sender::Own(conn),
+                            ..
+                        },
+                    ..
+                }) => match conn.poll_body(state, cx) {
+                    Poll::Ready(Some(Ok(data))) => Poll::Ready(Some(Ok(Frame::data(data)))),
+                    Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(BodyError::from(e)))),
+                    Poll::Ready(None) => Poll::Ready(None),
+                    Poll::Pending => Poll::Pending,
+                },
+                _ => Poll::Ready(None),
+            },
+        };
+        match polled {
             Poll::Ready(Some(Ok(frame))) => {
-                if this.inner.is_end_stream() {
-                    if let Some(r) = this.returning.take() {
-                        r.pool.put(r.conn, &r.keepalive);
-                    }
+                if this.source.is_end_stream() {
+                    give_back(&this.source, this.returning);
                 }
                 *this.waiting = false;
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(None) => {
-                if let Some(r) = this.returning.take() {
-                    r.pool.put(r.conn, &r.keepalive);
-                }
+                give_back(&this.source, this.returning);
                 Poll::Ready(None)
             }
             Poll::Ready(Some(Err(e))) => {
                 // The connection is broken: it is dropped, never pooled.
                 this.returning.take();
-                Poll::Ready(Some(Err(e.into())))
+                Poll::Ready(Some(Err(e)))
             }
             Poll::Pending => {
                 let timeout = *this.read_timeout;
@@ -378,10 +459,25 @@ impl Body for PooledBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.source.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.source {
+            Source::Hyper { body } => body.size_hint(),
+            Source::Own { state } => match state.remaining() {
+                Some(n) => SizeHint::with_exact(n),
+                None => SizeHint::default(),
+            },
+        }
+    }
+}
+
+impl Source {
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Source::Hyper { body } => body.is_end_stream(),
+            Source::Own { state } => state.is_end(),
+        }
     }
 }

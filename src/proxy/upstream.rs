@@ -1,5 +1,6 @@
 //! How the proxy reaches upstream services: TLS profiles built with each configuration snapshot,
-//! and dialing new connections (name resolution, TCP, TLS, the HTTP/1.1 or HTTP/2 handshake).
+//! and dialing new connections (name resolution, TCP, TLS, and for hyper's clients the HTTP/1.1
+//! or HTTP/2 handshake).
 //!
 //! Upstream TLS follows Kong: the certificate is not verified unless the service sets
 //! `tls_verify`; then it must chain, within `tls_verify_depth` intermediates (default 1, nginx's
@@ -25,6 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::error::ProxyError;
+use super::h1::{Io, H1};
 use super::pool::{Conn, Peer, PeerRef, Sender};
 use crate::router::ServiceInfo;
 use crate::store::schema::Doc;
@@ -615,8 +617,12 @@ pub async fn dial(
                     tracing::debug!(host = peer.host, error = %e, "upstream TLS handshake failed");
                     ProxyError::BadGateway
                 })?;
+                if !peer.h2 && !peer.streamed {
+                    return Ok(Sender::Own(H1::new(Io::Tls(Box::new(stream)))));
+                }
                 handshake(stream, peer.h2).await
             }
+            _ if !peer.h2 && !peer.streamed => Ok(Sender::Own(H1::new(Io::Plain(stream)))),
             _ => handshake(stream, peer.h2).await,
         }
     })
