@@ -251,6 +251,9 @@ impl H1 {
                 }
                 Err(_) => return Err(H1Error::Invalid("malformed response head")),
             };
+            if len >= MAX_HEAD {
+                return Err(H1Error::Invalid("response head too large"));
+            }
             let code = response.code.unwrap_or(0);
             let status =
                 StatusCode::from_u16(code).map_err(|_| H1Error::Invalid("invalid status code"))?;
@@ -263,18 +266,24 @@ impl H1 {
                 continue;
             }
             // Header values become views into the head's bytes: no copy per header.
+            // Offsets fit in 16 bits: the head is shorter than MAX_HEAD.
             let base = self.buf.as_ptr() as usize;
-            let mut spans: [(usize, usize, usize, usize); MAX_HEADERS] =
-                [(0, 0, 0, 0); MAX_HEADERS];
+            let offset = |p: &[u8]| (p.as_ptr() as usize - base) as u16;
+            let mut spans = [(0u16, 0u16, 0u16, 0u16); MAX_HEADERS];
             let count = response.headers.len();
             for (span, h) in spans.iter_mut().zip(response.headers.iter()) {
-                let name = h.name.as_ptr() as usize - base;
-                let value = h.value.as_ptr() as usize - base;
-                *span = (name, name + h.name.len(), value, value + h.value.len());
+                let (name, value) = (offset(h.name.as_bytes()), offset(h.value));
+                *span = (
+                    name,
+                    name + h.name.len() as u16,
+                    value,
+                    value + h.value.len() as u16,
+                );
             }
             let bytes = self.buf.split_to(len).freeze();
             let mut headers = HeaderMap::with_capacity(count);
             for &(n0, n1, v0, v1) in &spans[..count] {
+                let [n0, n1, v0, v1] = [n0, n1, v0, v1].map(usize::from);
                 let name = HeaderName::from_bytes(&bytes[n0..n1])
                     .map_err(|_| H1Error::Invalid("invalid header name"))?;
                 let value = HeaderValue::from_maybe_shared(bytes.slice(v0..v1))
@@ -641,6 +650,11 @@ mod tests {
             b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n",
             b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n",
             b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+            Box::leak(
+                format!("HTTP/1.1 200 OK\r\nx-big: {}\r\n\r\n", "a".repeat(70_000))
+                    .into_bytes()
+                    .into_boxed_slice(),
+            ),
         ] {
             let mut h1 = pair(vec![answer]).await;
             assert!(
