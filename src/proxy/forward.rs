@@ -25,7 +25,7 @@ use super::error::ProxyError;
 use super::h1;
 use super::pool::{Conn, PeerRef, Pool, PooledBody, Returning, Sender};
 use super::upstream::{dial, Keepalive, TlsProfile, UpstreamBody};
-use crate::balancer::peers::Peers;
+use crate::balancer::peers::{Chosen, Peers};
 
 /// What a streamed client body did wrong, if anything.
 #[derive(Debug, Default)]
@@ -227,35 +227,16 @@ pub async fn send(
                 }
             }
         }
-        let connected = {
-            let c = peers.chosen();
-            let peer = PeerRef {
-                host: c.host,
-                port: c.port,
-                tls: target
-                    .tls
-                    .map(|profile| (profile.id, target.host.sni(c.hostname))),
-                h2: target.h2,
-                streamed: !target.h2,
-            };
-            match pool.checkout(peer, &keepalive) {
-                Some(conn) => Ok(conn),
-                // Boxed: a new connection's TLS handshake would otherwise make every
-                // request's future larger.
-                None => Box::pin(dial(peer, target.tls, t.connect)).await,
-            }
-        };
+        let connected = connect(pool, keepalive, target, peers.chosen(), !target.h2).await;
         let conn = match connected {
             Ok(conn) => conn,
-            Err(e) => {
-                peers.failed(e == ProxyError::GatewayTimeout);
-                if retryable(&e) && tries < target.retries {
-                    tries += 1;
+            Err(e) => match connect_failed(e, peers, &mut tries, target.retries) {
+                Some(e) => return Err(e),
+                None => {
                     pick = true;
                     continue;
                 }
-                return Err(e);
-            }
+            },
         };
         let reused = conn.reused;
         let outcome = tokio::time::timeout(limit, exchange(conn, req, pool, keepalive)).await;
@@ -319,6 +300,32 @@ pub async fn send(
     }
 }
 
+/// A connection to the chosen peer `c`: an idle one from the pool, else a new one. `streamed`
+/// picks hyper's HTTP/1.1 client over the proxy's own.
+async fn connect(
+    pool: &Pool,
+    keepalive: Keepalive,
+    target: &Target<'_>,
+    c: Chosen<'_>,
+    streamed: bool,
+) -> Result<Conn, ProxyError> {
+    let peer = PeerRef {
+        host: c.host,
+        port: c.port,
+        tls: target
+            .tls
+            .map(|profile| (profile.id, target.host.sni(c.hostname))),
+        h2: target.h2,
+        streamed,
+    };
+    match pool.checkout(peer, &keepalive) {
+        Some(conn) => Ok(conn),
+        // Boxed: a new connection's TLS handshake would otherwise make every request's future
+        // larger.
+        None => Box::pin(dial(peer, target.tls, target.timeouts.connect)).await,
+    }
+}
+
 /// Whether a request with `method` may be sent again after it reached the upstream.
 fn idempotent(method: &http::Method) -> bool {
     matches!(
@@ -363,33 +370,16 @@ async fn send_own(
                 }
             }
         }
-        let connected = {
-            let c = peers.chosen();
-            let peer = PeerRef {
-                host: c.host,
-                port: c.port,
-                tls: target
-                    .tls
-                    .map(|profile| (profile.id, target.host.sni(c.hostname))),
-                h2: false,
-                streamed: false,
-            };
-            match pool.checkout(peer, &keepalive) {
-                Some(conn) => Ok(conn),
-                None => Box::pin(dial(peer, target.tls, t.connect)).await,
-            }
-        };
+        let connected = connect(pool, keepalive, target, peers.chosen(), false).await;
         let mut conn = match connected {
             Ok(conn) => conn,
-            Err(e) => {
-                peers.failed(e == ProxyError::GatewayTimeout);
-                if retryable(&e) && tries < target.retries {
-                    tries += 1;
+            Err(e) => match connect_failed(e, peers, &mut tries, target.retries) {
+                Some(e) => return Err(e),
+                None => {
                     pick = true;
                     continue;
                 }
-                return Err(e);
-            }
+            },
         };
         let reused = conn.reused;
         let Sender::Own(h1) = &mut conn.sender else {
@@ -455,6 +445,22 @@ async fn send_own(
 
 fn buffered(bytes: Bytes) -> UpstreamBody {
     Full::new(bytes).map_err(|never| match never {}).boxed()
+}
+
+/// Reports a failed connection to `peers`; the error to answer with, or `None` when another
+/// try is due (counted in `tries`).
+fn connect_failed(
+    e: ProxyError,
+    peers: &mut Peers,
+    tries: &mut u32,
+    retries: u32,
+) -> Option<ProxyError> {
+    peers.failed(e == ProxyError::GatewayTimeout);
+    if retryable(&e) && *tries < retries {
+        *tries += 1;
+        return None;
+    }
+    Some(e)
 }
 
 /// Connection failures worth another try.

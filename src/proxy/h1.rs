@@ -24,8 +24,10 @@ use std::task::{ready, Context, Poll, Waker};
 use bytes::{Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, StatusCode, Version};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+
+use crate::stream::io::Either;
 
 /// The largest response head accepted (nginx's `proxy_buffer_size` is 4–8 KB; hyper's limit
 /// is about 400 KB): larger is the upstream's fault, a 502.
@@ -37,61 +39,14 @@ const MAX_HEADERS: usize = 100;
 /// The longest chunk-size or trailer line accepted.
 const MAX_LINE: usize = 4096;
 
-/// A connection's transport.
-#[derive(Debug)]
-pub enum Io {
-    /// Plain TCP.
-    Plain(TcpStream),
-    /// TLS over TCP.
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-}
+/// A connection's transport: plain TCP, or TLS over TCP.
+pub(crate) type Io = Either<TcpStream, Box<tokio_rustls::client::TlsStream<TcpStream>>>;
 
-impl Io {
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            Io::Plain(s) => s,
-            Io::Tls(s) => s.get_ref().0,
-        }
-    }
-}
-
-impl AsyncRead for Io {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Io::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Io {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Io::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Plain(s) => Pin::new(s).poll_flush(cx),
-            Io::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Io::Tls(s) => Pin::new(&mut **s).poll_shutdown(cx),
-        }
+/// The TCP socket under `io`.
+fn tcp(io: &Io) -> &TcpStream {
+    match io {
+        Either::Left(s) => s,
+        Either::Right(s) => s.get_ref().0,
     }
 }
 
@@ -165,7 +120,7 @@ pub struct BodyState {
 
 impl H1 {
     /// A connection over `io`.
-    pub fn new(io: Io) -> H1 {
+    pub(crate) fn new(io: Io) -> H1 {
         H1 {
             io,
             buf: BytesMut::new(),
@@ -176,7 +131,7 @@ impl H1 {
     /// readiness the runtime already holds tells (no system call).
     pub fn looks_closed(&self) -> bool {
         let mut cx = Context::from_waker(Waker::noop());
-        self.io.tcp().poll_read_ready(&mut cx).is_ready()
+        tcp(&self.io).poll_read_ready(&mut cx).is_ready()
     }
 
     /// Whether the idle connection can carry a request: nothing arrived since its last
@@ -574,7 +529,9 @@ mod tests {
             }
             // Then closes.
         });
-        H1::new(Io::Plain(TcpStream::connect(addr).await.expect("connect")))
+        H1::new(Either::Left(
+            TcpStream::connect(addr).await.expect("connect"),
+        ))
     }
 
     async fn body(h1: &mut H1, state: &mut BodyState) -> Result<Vec<u8>, H1Error> {

@@ -26,10 +26,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::error::ProxyError;
-use super::h1::{Io, H1};
+use super::h1::H1;
 use super::pool::{Conn, Peer, PeerRef, Sender};
 use crate::router::ServiceInfo;
 use crate::store::schema::Doc;
+use crate::stream::io::Either;
 
 /// Request bodies sent upstream.
 pub type UpstreamBody = BoxBody<Bytes, hyper::Error>;
@@ -618,11 +619,11 @@ pub async fn dial(
                     ProxyError::BadGateway
                 })?;
                 if !peer.h2 && !peer.streamed {
-                    return Ok(Sender::Own(H1::new(Io::Tls(Box::new(stream)))));
+                    return Ok(Sender::Own(H1::new(Either::Right(Box::new(stream)))));
                 }
                 handshake(stream, peer.h2).await
             }
-            _ if !peer.h2 && !peer.streamed => Ok(Sender::Own(H1::new(Io::Plain(stream)))),
+            _ if !peer.h2 && !peer.streamed => Ok(Sender::Own(H1::new(Either::Left(stream)))),
             _ => handshake(stream, peer.h2).await,
         }
     })

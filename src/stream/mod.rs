@@ -62,7 +62,7 @@
 //!   sees `0.0.0.0` or `::`), not the address the client sent to.
 
 mod error;
-mod io;
+pub(crate) mod io;
 mod listener;
 mod peer;
 mod preread;
