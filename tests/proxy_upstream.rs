@@ -1,6 +1,7 @@
 //! The proxy's upstream side: keep-alive pooling and its limits, the read timeout between body
 //! reads, upstream TLS (verification against CA entities, depth, client certificates),
-//! WebSocket upgrades and a gRPC unary call over HTTP/2.
+//! WebSocket upgrades, a gRPC unary call over HTTP/2, and every way an HTTP/1.x response body
+//! can be delimited.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -714,4 +715,76 @@ fn a_client_stalling_a_streamed_body_gets_408() {
         String::from_utf8_lossy(&got).into_owned()
     });
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+}
+
+#[test]
+fn every_upstream_response_framing_reaches_the_client_intact() {
+    // A hand-written upstream answering by path, keeping its connection open between answers
+    // except where the answer is delimited by closing.
+    let up = server(None, |mut io, _| async move {
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 8192];
+        loop {
+            let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") else {
+                match io.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(k) => got.extend_from_slice(&buf[..k]),
+                }
+                continue;
+            };
+            let head = String::from_utf8_lossy(&got[..end]).into_owned();
+            got.drain(..end + 4);
+            let path = head.split(' ').nth(1).unwrap_or_default().to_owned();
+            let answer: &[u8] = match path.as_str() {
+                "/chunked" => b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nx-trailer: t\r\n\r\n",
+                "/continue" => b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+                "/empty" => b"HTTP/1.1 204 No Content\r\nx-empty: yes\r\n\r\n",
+                "/head" => b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n",
+                "/close" => b"HTTP/1.0 200 OK\r\n\r\nuntil the end",
+                _ => b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n",
+            };
+            if io.write_all(answer).await.is_err() {
+                return;
+            }
+            if path == "/close" {
+                let _ = io.shutdown().await;
+                return;
+            }
+        }
+    });
+    let kong = Kong::start("");
+    expose(
+        &kong,
+        json!({"name": "framings", "url": format!("http://127.0.0.1:{}", up.port)}),
+        "/f",
+    );
+    for round in 0..2 {
+        let r = send("GET", &kong.proxy("/f/chunked"), &[], None);
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (200, "hello world"),
+            "round {round}"
+        );
+        let r = send("GET", &kong.proxy("/f/continue"), &[], None);
+        assert_eq!((r.status, r.body.as_str()), (200, "ok"), "round {round}");
+        let r = send("GET", &kong.proxy("/f/empty"), &[], None);
+        assert_eq!((r.status, r.body.as_str()), (204, ""), "round {round}");
+        assert_eq!(r.header("x-empty"), Some("yes"));
+        let r = send("HEAD", &kong.proxy("/f/head"), &[], None);
+        assert_eq!((r.status, r.body.as_str()), (200, ""), "round {round}");
+        assert_eq!(r.header("content-length"), Some("10"));
+        let r = send("GET", &kong.proxy("/f/close"), &[], None);
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (200, "until the end"),
+            "round {round}"
+        );
+    }
+    // Everything but the close-delimited answers went over kept-alive connections: two
+    // connections for those, and at most one more that carried the rest.
+    assert!(
+        up.connections.load(Ordering::SeqCst) <= 3,
+        "{} upstream connections",
+        up.connections.load(Ordering::SeqCst)
+    );
 }
