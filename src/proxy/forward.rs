@@ -5,9 +5,13 @@
 //! when the request came back unsent, or (idempotent buffered requests) timed out; each retry
 //! asks the [`Peers`] again, so a balanced upstream may send it to another target, and every
 //! failure or response is reported to them for the passive health checks. A reused keep-alive
-//! connection found closed by the peer costs a new connection, not a retry. As nginx, a request that reached the upstream is sent
-//! again only when its method is idempotent and its body was buffered; a POST or PATCH is never
-//! duplicated.
+//! connection found closed by the peer costs a new connection, not a retry. As nginx, a request
+//! that reached the upstream is sent again only when its method is idempotent and its body was
+//! buffered; a POST or PATCH is never duplicated.
+//!
+//! Two clients do the sending. A buffered HTTP/1.1 request without upgrade (nearly all traffic)
+//! goes through the proxy's own client ([`super::h1`]), in the request's task; a body streamed
+//! from the client, a protocol upgrade and HTTP/2 (gRPC) go through hyper's clients.
 //!
 //! A request body streamed from the client (`request_buffering = false`) is watched while it is
 //! sent: a client pausing longer than `client_body_timeout` gets 408, a client sending a broken
