@@ -16,9 +16,10 @@
 # the CPU time per request is the figure to compare, not requests/s.
 #
 # Each scenario drives its targets with wrk (1 thread, CONNECTIONS connections, --latency) in
-# alternation, ROUNDS times DURATION seconds, and reports per target the median over the rounds of:
-# requests/s, p50 and p99 latency, and the CPU time (utime + stime of every thread of every process
-# of the target, from /proc/<pid>/stat) per request. For "direct" that is the upstream's own CPU.
+# alternation (forwards in odd rounds, backwards in even ones), ROUNDS times DURATION seconds,
+# and reports per target the median over the rounds of: requests/s, p50 and p99 latency, and
+# the CPU time (utime + stime of every thread of every process of the target, from
+# /proc/<pid>/stat) per request. For "direct" that is the upstream's own CPU.
 # Scenarios: bare (13-byte body), 1 route vs ROUTES routes, 1 KB and 64 KB bodies, HTTPS from the
 # client to the proxy (upstream plain), paced (bare, each connection pausing PACE_MS between
 # requests: the latency below saturation, which a closed loop at full speed hides behind
@@ -419,8 +420,16 @@ scenario() {
             "${load_cpu[@]}" wrk -t1 -c"$connections" -d"${warmup}s" "${hdr[@]}" "${wrk_extra[@]}" "${target_url[$t]}$path" >/dev/null 2>&1
         done
     fi
+    # Even rounds go through the targets backwards (A B, B A, ...): on a host whose speed drifts,
+    # a fixed order favours whichever target comes first.
+    local order=("$@") reversed=() i
+    for ((i = $# - 1; i >= 0; i--)); do reversed+=("${order[$i]}"); done
     for r in $(seq "$rounds"); do
-        for t in "$@"; do measure "$name" "$t" "$path" "$r"; done
+        if ((r % 2 == 0)); then
+            for t in "${reversed[@]}"; do measure "$name" "$t" "$path" "$r"; done
+        else
+            for t in "${order[@]}"; do measure "$name" "$t" "$path" "$r"; done
+        fi
     done
 }
 
