@@ -788,3 +788,25 @@ fn every_upstream_response_framing_reaches_the_client_intact() {
         up.connections.load(Ordering::SeqCst)
     );
 }
+
+#[test]
+fn tls_upstream_connections_are_kept_alive_too() {
+    // TLS 1.3 servers send session tickets after the handshake: records that are no answer and
+    // must not make an idle connection look closed.
+    let root = Ca::new("keep-alive root");
+    let (leaf, key) = root.leaf();
+    let up = numbered(Some(tls_server_config(vec![&leaf], &key, None)));
+    let kong = Kong::start("");
+    expose(
+        &kong,
+        json!({"name": "tls-ka", "url": format!("https://127.0.0.1:{}", up.port)}),
+        "/tls-ka",
+    );
+    let before = up.connections.load(Ordering::SeqCst);
+    let seen = conns(&kong, "/tls-ka", 6);
+    assert!(
+        seen.windows(2).all(|w| w[0] == w[1]),
+        "one pooled TLS connection serves them all: {seen:?}"
+    );
+    assert!(up.connections.load(Ordering::SeqCst) - before <= 1);
+}
