@@ -220,28 +220,29 @@ impl H1 {
                 let _ = self.buf.split_to(len);
                 continue;
             }
-            // Header values become views into the head's bytes: no copy per header.
-            // Offsets fit in 16 bits: the head is shorter than MAX_HEAD.
+            // Header values become views into the head's bytes: no copy per header. Offsets
+            // fit in 16 bits (the head is shorter than MAX_HEAD); an empty slice may not point
+            // into the buffer at all, so it is kept as an empty span.
             let base = self.buf.as_ptr() as usize;
-            let offset = |p: &[u8]| (p.as_ptr() as usize - base) as u16;
-            let mut spans = [(0u16, 0u16, 0u16, 0u16); MAX_HEADERS];
+            let span = |p: &[u8]| -> (u16, u16) {
+                let start = (p.as_ptr() as usize).wrapping_sub(base);
+                if p.is_empty() || start >= len {
+                    return (0, 0);
+                }
+                (start as u16, (start + p.len()).min(len) as u16)
+            };
+            let mut spans = [((0u16, 0u16), (0u16, 0u16)); MAX_HEADERS];
             let count = response.headers.len();
-            for (span, h) in spans.iter_mut().zip(response.headers.iter()) {
-                let (name, value) = (offset(h.name.as_bytes()), offset(h.value));
-                *span = (
-                    name,
-                    name + h.name.len() as u16,
-                    value,
-                    value + h.value.len() as u16,
-                );
+            for (slot, h) in spans.iter_mut().zip(response.headers.iter()) {
+                *slot = (span(h.name.as_bytes()), span(h.value));
             }
             let bytes = self.buf.split_to(len).freeze();
             let mut headers = HeaderMap::with_capacity(count);
-            for &(n0, n1, v0, v1) in &spans[..count] {
+            for &((n0, n1), (v0, v1)) in &spans[..count] {
                 let [n0, n1, v0, v1] = [n0, n1, v0, v1].map(usize::from);
-                let name = HeaderName::from_bytes(&bytes[n0..n1])
+                let name = HeaderName::from_bytes(bytes.get(n0..n1).unwrap_or_default())
                     .map_err(|_| H1Error::Invalid("invalid header name"))?;
-                let value = HeaderValue::from_maybe_shared(bytes.slice(v0..v1))
+                let value = HeaderValue::from_maybe_shared(bytes.slice(v0..v1.max(v0)))
                     .map_err(|_| H1Error::Invalid("invalid header value"))?;
                 headers.append(name, value);
             }
@@ -554,7 +555,7 @@ mod tests {
     #[tokio::test]
     async fn length_chunked_and_interim_answers() {
         let mut h1 = pair(vec![
-            b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nx-a: 1\r\n\r\nhello",
+            b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nx-a: 1\r\nx-empty:\r\n\r\nhello",
             b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\ntransfer-encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nx-trailer: t\r\n\r\n",
             b"HTTP/1.1 204 No Content\r\n\r\n",
         ])
@@ -562,6 +563,7 @@ mod tests {
         let (head, data) = exchange(&mut h1, Method::GET).await.expect("first");
         assert_eq!(head.parts.status, 200);
         assert_eq!(head.parts.headers["x-a"], "1");
+        assert_eq!(head.parts.headers["x-empty"], "");
         assert_eq!(data, b"hello");
         assert!(h1.reusable_after(&head.body));
         assert!(h1.is_usable());
