@@ -498,7 +498,7 @@ async fn exchange(
             error: None,
             unsent: Some(req),
         }),
-        Sender::H1(mut s) => {
+        Sender::HyperH1(mut s) => {
             if let Err(error) = s.ready().await {
                 return Err(Failed {
                     error: Some(error),
@@ -512,7 +512,7 @@ async fn exchange(
                         pool: pool.clone(),
                         conn: Conn {
                             peer,
-                            sender: Sender::H1(s),
+                            sender: Sender::HyperH1(s),
                             used,
                             reused,
                         },

@@ -85,7 +85,7 @@ pub enum Sender {
     /// HTTP/1.1 through the proxy's own client: the connection itself.
     Own(H1),
     /// HTTP/1.1 through hyper: one request at a time.
-    H1(http1::SendRequest<super::upstream::UpstreamBody>),
+    HyperH1(http1::SendRequest<super::upstream::UpstreamBody>),
     /// HTTP/2: multiplexed, cloned per request.
     H2(http2::SendRequest<super::upstream::UpstreamBody>),
 }
@@ -94,7 +94,7 @@ impl Sender {
     fn is_closed(&self) -> bool {
         match self {
             Sender::Own(c) => c.looks_closed(),
-            Sender::H1(s) => s.is_closed(),
+            Sender::HyperH1(s) => s.is_closed(),
             Sender::H2(s) => s.is_closed(),
         }
     }

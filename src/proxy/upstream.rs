@@ -691,6 +691,6 @@ where
                 tracing::debug!(error = %e, "upstream connection ended");
             }
         });
-        Ok(Sender::H1(sender))
+        Ok(Sender::HyperH1(sender))
     }
 }
