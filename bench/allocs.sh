@@ -30,47 +30,19 @@ if [ -z "${KONG_BIN:-}" ]; then
 fi
 
 work=$(mktemp -d)
-pids=()
+# shellcheck source=lib/nodes.sh
+. "$here/lib/nodes.sh"
 cleanup() {
-    for d in "$work"/node-*; do
-        [ -d "$d" ] && "$KONG_BIN" stop -p "$d/prefix" >/dev/null 2>&1 || true
-    done
+    stop_nodes
     rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# node NAME PROXY_PORT ADMIN_PORT YAML
-node() {
-    local dir="$work/node-$1"
-    mkdir -p "$dir"
-    printf '%s\n' "$4" >"$dir/kong.yml"
-    cat >"$dir/kong.conf" <<EOF
-prefix = $dir/prefix
-database = off
-declarative_config = $dir/kong.yml
-proxy_listen = 127.0.0.1:$2
-admin_listen = 127.0.0.1:$3
-status_listen = off
-proxy_access_log = off
-admin_access_log = off
-EOF
-    "$KONG_BIN" start -c "$dir/kong.conf" >/dev/null
-}
+# node NAME PROXY_PORT ADMIN_PORT YAML: writes and starts a node
+node() { "$KONG_BIN" start -c "$(node_conf "$@")" >/dev/null; }
 
 up_port=$(free_port) up_admin=$(free_port)
-# The plugin answers before any upstream is contacted; the service only gives the route a home.
-node upstream "$up_port" "$up_admin" '_format_version: "3.0"
-services:
-- name: answer
-  url: http://127.0.0.1:9
-  routes:
-  - name: all
-    paths: ["/"]
-plugins:
-- name: request-termination
-  config: {status_code: 200, body: "ok", content_type: text/plain}'
+node upstream "$up_port" "$up_admin" "$ANSWER_YAML"
 
 px_port=$(free_port) px_admin=$(free_port)
 route_plugins=$(python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1])))' "$plugins")

@@ -37,48 +37,18 @@ if [ -z "${KONG_BIN:-}" ]; then
 fi
 
 work=$(mktemp -d)
+# shellcheck source=lib/nodes.sh
+. "$here/lib/nodes.sh"
 measured=""
 cleanup() {
     [ -n "$measured" ] && kill "$measured" 2>/dev/null && wait "$measured" 2>/dev/null || true
-    for d in "$work"/node-*; do
-        [ -d "$d" ] && "$KONG_BIN" stop -p "$d/prefix" >/dev/null 2>&1 || true
-    done
+    stop_nodes
     rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# conf NAME PROXY_PORT ADMIN_PORT YAML: writes the node's files, prints its kong.conf path
-conf() {
-    local dir="$work/node-$1"
-    mkdir -p "$dir"
-    printf '%s\n' "$4" >"$dir/kong.yml"
-    cat >"$dir/kong.conf" <<EOF
-prefix = $dir/prefix
-database = off
-declarative_config = $dir/kong.yml
-proxy_listen = 127.0.0.1:$2
-admin_listen = 127.0.0.1:$3
-status_listen = off
-proxy_access_log = off
-admin_access_log = off
-nginx_worker_processes = 1
-EOF
-    echo "$dir/kong.conf"
-}
-
 up_port=$(free_port) up_admin=$(free_port)
-"$KONG_BIN" start -c "$(conf upstream "$up_port" "$up_admin" '_format_version: "3.0"
-services:
-- name: answer
-  url: http://127.0.0.1:9
-  routes:
-  - name: all
-    paths: ["/"]
-plugins:
-- name: request-termination
-  config: {status_code: 200, body: "ok", content_type: text/plain}')" >/dev/null
+"$KONG_BIN" start -c "$(node_conf upstream "$up_port" "$up_admin" "$ANSWER_YAML" "nginx_worker_processes = 1")" >/dev/null
 
 px_port=$(free_port) px_admin=$(free_port)
 yaml=$(python3 - "$plugins" "$key" "$up_port" <<'EOF'
@@ -92,7 +62,7 @@ if key:
 print(json.dumps(doc))
 EOF
 )
-px_conf=$(conf proxy "$px_port" "$px_admin" "$yaml")
+px_conf=$(node_conf proxy "$px_port" "$px_admin" "$yaml" "nginx_worker_processes = 1")
 echo "nginx_daemon = off" >>"$px_conf"
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/callgrind.%p" \
     "$KONG_BIN" start -c "$px_conf" >"$work/valgrind.log" 2>&1 &
