@@ -127,6 +127,18 @@ fn conns(kong: &Kong, path: &str, n: usize) -> Vec<String> {
         .collect()
 }
 
+/// Asserts that six requests to `path` all go over one pooled connection to `up`.
+#[track_caller]
+fn served_by_one_connection(kong: &Kong, up: &Server, path: &str) {
+    let before = up.connections.load(Ordering::SeqCst);
+    let seen = conns(kong, path, 6);
+    assert!(
+        seen.windows(2).all(|w| w[0] == w[1]),
+        "one pooled connection serves them all: {seen:?}"
+    );
+    assert!(up.connections.load(Ordering::SeqCst) - before <= 1);
+}
+
 #[test]
 fn upstream_connections_are_kept_alive_within_the_configured_limits() {
     let up = numbered(None);
@@ -134,13 +146,7 @@ fn upstream_connections_are_kept_alive_within_the_configured_limits() {
 
     let kong = Kong::start("");
     expose(&kong, json!({"name": "ka", "url": url}), "/ka");
-    let before = up.connections.load(Ordering::SeqCst);
-    let seen = conns(&kong, "/ka", 6);
-    assert!(
-        seen.windows(2).all(|w| w[0] == w[1]),
-        "one pooled connection serves them all: {seen:?}"
-    );
-    assert!(up.connections.load(Ordering::SeqCst) - before <= 1);
+    served_by_one_connection(&kong, &up, "/ka");
     drop(kong);
 
     let kong = Kong::start("upstream_keepalive_max_requests = 2");
@@ -802,11 +808,5 @@ fn tls_upstream_connections_are_kept_alive_too() {
         json!({"name": "tls-ka", "url": format!("https://127.0.0.1:{}", up.port)}),
         "/tls-ka",
     );
-    let before = up.connections.load(Ordering::SeqCst);
-    let seen = conns(&kong, "/tls-ka", 6);
-    assert!(
-        seen.windows(2).all(|w| w[0] == w[1]),
-        "one pooled TLS connection serves them all: {seen:?}"
-    );
-    assert!(up.connections.load(Ordering::SeqCst) - before <= 1);
+    served_by_one_connection(&kong, &up, "/tls-ka");
 }
