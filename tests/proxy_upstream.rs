@@ -785,6 +785,8 @@ fn every_upstream_response_framing_reaches_the_client_intact() {
             (200, "until the end"),
             "round {round}"
         );
+        // An HTTP/1.0 upstream; the client still gets an HTTP/1.1 answer, as from nginx.
+        assert_eq!(r.version, reqwest::Version::HTTP_11);
     }
     // Everything but the close-delimited answers went over kept-alive connections: two
     // connections for those, and at most one more that carried the rest.

@@ -231,6 +231,9 @@ impl Proxy {
             }
         };
         let (mut parts, body) = answer.response.into_parts();
+        // The client is answered in its own protocol version, whatever the upstream spoke (an
+        // HTTP/1.0 upstream must not turn the client's keep-alive connection into a 1.0 one).
+        parts.version = version;
         // Moved, not cloned; each name replaces what the upstream sent under it.
         for (name, value) in ctx.take_response_headers() {
             parts.headers.insert(name, value);
