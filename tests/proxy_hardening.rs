@@ -251,6 +251,113 @@ fn large_pipelined_bodies_pass_the_guard_intact() {
 }
 
 #[test]
+fn plain_and_streamed_requests_take_turns_on_one_connection() {
+    // Plain requests are served by the node's own loop; the chunked one makes the connection
+    // go on through hyper. Every answer comes back, in order, with its body.
+    let (kong, echo) = node("");
+    let baseline = open_connections(&kong);
+    let before = echo.requests();
+    let response = exchange(
+        kong.proxy_port,
+        b"GET /echo/a HTTP/1.1\r\nHost: x\r\n\r\n\
+          POST /echo/b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nxyz\
+          HEAD /echo/c HTTP/1.1\r\nHost: x\r\n\r\n\
+          POST /echo/d HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nuvw\r\n0\r\n\r\n\
+          GET /echo/e HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        WITHIN,
+    );
+    assert_eq!(response.matches("HTTP/1.1 200 OK").count(), 5, "{response}");
+    let answers: Vec<&str> = response.split("HTTP/1.1 200 OK").skip(1).collect();
+    let expected = [
+        &["\"path\":\"/a\""][..],
+        &["\"path\":\"/b\"", "xyz"],
+        &[],
+        &["\"path\":\"/d\"", "uvw"],
+        &["\"path\":\"/e\""],
+    ];
+    for (answer, needles) in answers.iter().zip(expected) {
+        for needle in needles {
+            assert!(answer.contains(needle), "{needle} in {answer}");
+        }
+    }
+    assert!(!response.contains("\"path\":\"/c\""), "no body after HEAD");
+    assert_eq!(echo.requests(), before + 5);
+    recovers(&kong, baseline, "mixed");
+}
+
+/// An upstream that reads a request and never answers; the flag is set once the proxy closes
+/// the connection.
+fn holding_upstream() -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    let closed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = closed.clone();
+    let port = rt().block_on(async move {
+        let listener = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind a holding upstream");
+        let port = listener.local_addr().expect("its address").port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+                    seen.store(true, std::sync::atomic::Ordering::SeqCst);
+                });
+            }
+        });
+        port
+    });
+    (port, closed)
+}
+
+#[test]
+fn a_client_that_leaves_cancels_its_request_upstream() {
+    let (kong, _echo) = node("");
+    let (port, closed) = holding_upstream();
+    admin(
+        &kong,
+        "POST",
+        "/services",
+        json!({"name": "hold", "url": format!("http://127.0.0.1:{port}"), "read_timeout": 60000}),
+    );
+    admin(
+        &kong,
+        "POST",
+        "/services/hold/routes",
+        json!({"paths": ["/hold"]}),
+    );
+    // A route added after it, to a service that answers: once it is live, so is /hold.
+    admin(
+        &kong,
+        "POST",
+        "/services/echo/routes",
+        json!({"paths": ["/probe"]}),
+    );
+    let live = wait_until(WITHIN, || {
+        status_line(&get(kong.proxy_port, "/probe")) == "HTTP/1.1 200 OK"
+    });
+    assert!(live, "the /hold route never became live");
+    let baseline = open_connections(&kong);
+    rt().block_on(async {
+        let mut s = TcpStream::connect(("127.0.0.1", kong.proxy_port))
+            .await
+            .expect("connect");
+        s.write_all(b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("send");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !closed.load(std::sync::atomic::Ordering::SeqCst),
+            "the request is still waiting upstream"
+        );
+        drop(s);
+    });
+    let cancelled = wait_until(WITHIN, || closed.load(std::sync::atomic::Ordering::SeqCst));
+    assert!(cancelled, "the upstream request outlived its client");
+    recovers(&kong, baseline, "client left");
+}
+
+#[test]
 fn oversized_heads_are_refused_like_nginx() {
     // Kong's default `large_client_header_buffers 4 8k` and `lua_max_req_headers 100`.
     let (kong, _echo) = node("");

@@ -30,11 +30,11 @@ use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use http::header::{HeaderValue, SERVER};
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use tower::ServiceExt;
 
 use crate::logging::AccessEntry;
 use crate::node::Node;
+use crate::runtime::body::RequestBody;
 use crate::runtime::guard::Refused;
 use crate::runtime::listener::{ConnInfo, Handler};
 use crate::store::Store;
@@ -137,7 +137,7 @@ impl Api {
 impl Handler for Api {
     type Body = Body;
 
-    async fn handle(self: Arc<Self>, req: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
+    async fn handle(self: Arc<Self>, req: Request<RequestBody>, conn: ConnInfo) -> Response<Body> {
         {
             let started = Instant::now();
             let _in_flight = self.node.counters.request();

@@ -23,13 +23,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
 
 use super::error::ProxyError;
 use super::h1;
 use super::pool::{Conn, PeerRef, Pool, PooledBody, Returning, Sender};
 use super::upstream::{dial, Keepalive, TlsProfile, UpstreamBody};
 use crate::balancer::peers::{Chosen, Peers};
+use crate::runtime::body::RequestBody;
 
 /// What a streamed client body did wrong, if anything.
 #[derive(Debug, Default)]
@@ -40,7 +40,7 @@ pin_project_lite::pin_project! {
     /// so the proxy blames the client, not the upstream.
     struct ClientBody {
         #[pin]
-        inner: Incoming,
+        inner: RequestBody,
         #[pin]
         idle: tokio::time::Sleep,
         timeout: Duration,
@@ -168,7 +168,7 @@ pub enum Outgoing {
     /// Read whole first (`request_buffering`).
     Buffered(Bytes),
     /// Passed through as it arrives.
-    Streamed(Incoming),
+    Streamed(RequestBody),
 }
 
 /// What came back: the response, and for a protocol upgrade (WebSocket) the upstream
@@ -485,7 +485,7 @@ async fn exchange(
     mut req: Request<UpstreamBody>,
     pool: &Arc<Pool>,
     keepalive: Keepalive,
-) -> Result<(Response<Incoming>, Option<Returning>), Failed> {
+) -> Result<(Response<hyper::body::Incoming>, Option<Returning>), Failed> {
     let Conn {
         peer,
         sender,

@@ -36,7 +36,6 @@ use http::header::{HeaderName, HeaderValue, HOST, LOCATION, SERVER, VIA};
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
 
 use crate::balancer::peers::{HashInput, Peers};
 use crate::balancer::Held;
@@ -46,6 +45,7 @@ use crate::node::Node;
 use crate::plugins::ctx::UriCaptures;
 use crate::plugins::{Ctx, Entry, Exit};
 use crate::router::{self, ProtocolMismatch, RequestInfo, Scheme};
+use crate::runtime::body::RequestBody;
 use crate::runtime::guard::Refused;
 use crate::runtime::listener::{ConnInfo, Handler};
 use crate::snapshot::Snapshot;
@@ -141,7 +141,7 @@ impl Proxy {
 
     async fn answer(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<RequestBody>,
         conn: ConnInfo,
         started: Instant,
     ) -> Response<ProxyBody> {
@@ -336,7 +336,7 @@ impl Proxy {
     async fn proxy(
         &self,
         flow: &mut Flow<'_>,
-        body: Incoming,
+        body: RequestBody,
         upgrade: Option<(hyper::upgrade::OnUpgrade, HeaderValue)>,
         conn: &ConnInfo,
         config: &Config,
@@ -659,7 +659,11 @@ impl Proxy {
                 ctx.log.request_size = bytes.len() as u64;
                 Outgoing::Buffered(bytes)
             }
-            (None, Some(body)) => Outgoing::Streamed(body),
+            // A body that arrived whole with its head needs no streaming.
+            (None, Some(body)) => match body.ready() {
+                Some(bytes) if upgrade.is_none() => Outgoing::Buffered(bytes),
+                _ => Outgoing::Streamed(body),
+            },
             (None, None) => Outgoing::Buffered(Bytes::new()),
         };
         let sent = Instant::now();
@@ -828,7 +832,7 @@ async fn tunnel_upgraded(client: hyper::upgrade::OnUpgrade, upstream: hyper::upg
 }
 
 /// The protocol an HTTP/1.1 request asks to switch to (`Connection: upgrade` + `Upgrade`).
-fn upgrade_request(req: &Request<Incoming>) -> Option<HeaderValue> {
+fn upgrade_request(req: &Request<RequestBody>) -> Option<HeaderValue> {
     if req.version() != http::Version::HTTP_11 {
         return None;
     }
@@ -875,7 +879,7 @@ fn redirect(status: u16, location: &str, config: &Config) -> Answer {
 /// (then 408); a body hyper cannot decode (a bad chunk size, a cut connection) is a 400.
 async fn read_body(
     headers: &http::HeaderMap,
-    mut body: Incoming,
+    mut body: RequestBody,
     limit: u64,
     idle: std::time::Duration,
 ) -> Result<Bytes, ProxyError> {
@@ -887,6 +891,12 @@ async fn read_body(
         if declared.is_some_and(|n| n > limit) {
             return Err(ProxyError::PayloadTooLarge);
         }
+    }
+    if let Some(bytes) = body.ready() {
+        if limit > 0 && bytes.len() as u64 > limit {
+            return Err(ProxyError::PayloadTooLarge);
+        }
+        return Ok(bytes);
     }
     let mut buf = bytes::BytesMut::new();
     loop {
@@ -959,10 +969,11 @@ pub fn version_str(v: http::Version) -> &'static str {
 
 impl Handler for Proxy {
     type Body = ProxyBody;
+    const OWN_HTTP1: bool = true;
 
     fn handle(
         self: Arc<Self>,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         conn: ConnInfo,
     ) -> impl std::future::Future<Output = Response<Self::Body>> + Send + 'static {
         let started = Instant::now();

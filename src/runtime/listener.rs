@@ -5,11 +5,13 @@
 //! can drain them all.
 //!
 //! A connection's life: TLS handshake (if any; 10 s at most) → protocol choice (ALPN, or the
-//! first bytes of a cleartext listener that also speaks HTTP/2) → for HTTP/1, the [`guard`]
-//! between the socket and hyper, checking every request head → hyper, with the handler's
-//! [`ClientLimits`] read at accept time (so a reload applies to new connections).
+//! first bytes of a cleartext listener that also speaks HTTP/2) → for HTTP/1, the own loop
+//! ([`http1`]) when the handler asks for it, serving plain requests until one it leaves to the
+//! [`guard`] between the socket and hyper, checking every request head → hyper, with the
+//! handler's [`ClientLimits`] read at accept time (so a reload applies to new connections).
 //!
 //! [`guard`]: super::guard
+//! [`http1`]: super::http1
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -27,6 +29,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use super::body::RequestBody;
 use super::guard::{Guarded, HeadLimits, Refused, Verdict};
 use crate::config::{ClientLimits, Listen};
 
@@ -76,10 +79,13 @@ pub trait Handler: Send + Sync + 'static {
         + Send
         + 'static;
 
+    /// Whether HTTP/1.1 connections start on the own loop ([`http1`]) rather than hyper.
+    const OWN_HTTP1: bool = false;
+
     /// Answers one request. Must not fail: errors are turned into responses by the handler.
     fn handle(
         self: Arc<Self>,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         conn: ConnInfo,
     ) -> impl Future<Output = Response<Self::Body>> + Send + 'static;
 
@@ -288,7 +294,7 @@ async fn serve<H: Handler>(
             async move {
                 let response = match refused {
                     Some(refused) => handler.refuse(&refused, &conn),
-                    None => handler.handle(req, conn).await,
+                    None => handler.handle(req.map(RequestBody::from), conn).await,
                 };
                 Ok::<_, std::convert::Infallible>(response)
             }
@@ -312,7 +318,14 @@ async fn serve<H: Handler>(
             let result = match stream.get_ref().1.alpn_protocol() == Some(b"h2") {
                 true => serve_http2(stream, service(conn.clone()), &limits, draining).await,
                 false => {
-                    let io = Guarded::http1(stream, &[], head, verdict.clone());
+                    let (stream, first) =
+                        match own_loop(stream, Vec::new(), &conn, &handler, &limits, &draining)
+                            .await
+                        {
+                            Some(handoff) => handoff,
+                            None => return,
+                        };
+                    let io = Guarded::http1(stream, &first, head, verdict.clone());
                     serve_http1(io, service(conn.clone()), &limits, draining).await
                 }
             };
@@ -332,12 +345,41 @@ async fn serve<H: Handler>(
                     serve_http2(io, service(conn.clone()), &limits, draining).await
                 }
                 false => {
+                    let (stream, first) =
+                        match own_loop(stream, first, &conn, &handler, &limits, &draining).await {
+                            Some(handoff) => handoff,
+                            None => return,
+                        };
                     let io = Guarded::http1(stream, &first, head, verdict.clone());
                     serve_http1(io, service(conn.clone()), &limits, draining).await
                 }
             };
             log_conn_error(result, &conn);
         }
+    }
+}
+
+/// Runs the own HTTP/1.1 loop when the handler asks for it: `None` when it served the
+/// connection to its end, else the connection and the bytes read from it for hyper to go on
+/// with (`first` untouched when the loop is not used).
+async fn own_loop<IO, H>(
+    io: IO,
+    first: Vec<u8>,
+    conn: &ConnInfo,
+    handler: &Arc<H>,
+    limits: &ClientLimits,
+    draining: &watch::Receiver<bool>,
+) -> Option<(IO, Vec<u8>)>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    H: Handler,
+{
+    if !H::OWN_HTTP1 {
+        return Some((io, first));
+    }
+    match super::http1::serve(io, &first, conn, handler, limits, draining.clone()).await {
+        Ok(()) => None,
+        Err(handoff) => Some((handoff.io, handoff.read.to_vec())),
     }
 }
 

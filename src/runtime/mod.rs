@@ -8,7 +8,9 @@
 //! - `SIGQUIT`: graceful stop — stop accepting, let in-flight requests finish, then exit.
 //! - `SIGTERM`, `SIGINT`: fast stop.
 
+pub mod body;
 pub mod guard;
+pub mod http1;
 pub mod listener;
 
 use std::collections::HashMap;

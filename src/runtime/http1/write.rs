@@ -1,0 +1,554 @@
+//! Writing a response for the own HTTP/1.1 loop, framed as hyper's server frames it (so a
+//! connection answers alike whichever of the two serves it):
+//!
+//! - no body after `HEAD`, 1xx, 204 and 304; no length header on 1xx, 204 and 304;
+//! - a `Content-Length` the handler set is kept; otherwise one is added when the body's size
+//!   is known (`0` for an empty body, except after `HEAD`);
+//! - an unknown size is sent chunked to HTTP/1.1 clients (trailers only to a client that asked
+//!   for them with `TE: trailers`) and delimited by closing to HTTP/1.0 ones;
+//! - `Date` is added when missing; `Connection: close` when the connection ends after this
+//!   answer; an HTTP/1.0 client keeps its connection only when the response says `keep-alive`.
+//!
+//! What is ready is gathered into one write: the head and a body that is already there leave
+//! in one system call; large chunks are written from where they are, not copied.
+
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
+use std::pin::pin;
+use std::task::Poll;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::{Buf, Bytes};
+use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
+use http::{HeaderMap, Response, StatusCode, Version};
+use http_body::{Body, Frame};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+/// Body chunks up to this size are copied next to what is waiting to be written; larger ones
+/// are written from where they are.
+const COPY_MAX: usize = 4 << 10;
+/// Gathered bytes are written once they reach this size, even if more is ready.
+const GATHER_MAX: usize = 64 << 10;
+
+/// What the request asked that shapes its answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked {
+    /// The request was `HEAD`.
+    pub head: bool,
+    /// The request's HTTP version (the answer's too).
+    pub version: Version,
+    /// The client sent `TE: trailers`.
+    pub trailers: bool,
+    /// The connection ends after this answer whatever the response says.
+    pub close: bool,
+}
+
+/// How the body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// No body is sent.
+    Nothing,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+    /// Until the connection closes.
+    Close,
+}
+
+/// Writes `response` to `io`; `out` is the connection's reusable write buffer. Returns whether
+/// the connection may serve another request: not when it must close, nor when the body failed
+/// or did not match its declared length (the client cannot tell where it ended).
+pub async fn respond<IO, B>(
+    io: &mut IO,
+    out: &mut Vec<u8>,
+    response: Response<B>,
+    asked: Asked,
+) -> io::Result<bool>
+where
+    IO: AsyncWrite + Unpin,
+    B: Body<Data = Bytes>,
+{
+    out.clear();
+    let (parts, body) = response.into_parts();
+    let (framing, close) = encode_head(out, parts.status, &parts.headers, &body, asked);
+    let mut body = pin!(body);
+    let mut left = match framing {
+        Framing::Nothing => {
+            write_all(io, out, &[b"", b""]).await?;
+            io.flush().await?;
+            return Ok(!close);
+        }
+        Framing::Length(n) => n,
+        Framing::Chunked | Framing::Close => u64::MAX,
+    };
+    let mut trailers = None;
+    let mut intact = true;
+    loop {
+        // Frames are taken as `Some(Some(frame))`, `Some(None)` for a failed body and `None` at
+        // its end; the error itself is not kept (it need not be `Send`).
+        let polled = poll_fn(|cx| Poll::Ready(body.as_mut().poll_frame(cx).map(settle))).await;
+        let frame = match polled {
+            Poll::Ready(frame) => frame,
+            Poll::Pending => {
+                // Nothing more is ready: what is gathered goes now, then the body is awaited.
+                if !out.is_empty() {
+                    write_all(io, out, &[b"", b""]).await?;
+                    io.flush().await?;
+                    out.clear();
+                }
+                poll_fn(|cx| body.as_mut().poll_frame(cx).map(settle)).await
+            }
+        };
+        let data = match frame {
+            None => break,
+            Some(None) => {
+                intact = false;
+                break;
+            }
+            Some(Some(frame)) => match frame.into_data() {
+                Ok(data) => data,
+                Err(frame) => {
+                    trailers = frame.into_trailers().ok();
+                    continue;
+                }
+            },
+        };
+        if data.is_empty() {
+            continue;
+        }
+        let mut data = data;
+        if framing == Framing::Length(0) || (framing != Framing::Chunked && left == 0) {
+            // More than the declared length: the rest cannot be sent.
+            intact = false;
+            break;
+        }
+        if let Framing::Length(_) = framing {
+            let room = usize::try_from(left).unwrap_or(usize::MAX);
+            if data.len() > room {
+                data.truncate(room);
+                intact = false;
+            }
+            left -= data.len() as u64;
+        }
+        if framing == Framing::Chunked {
+            push_hex(out, data.len());
+            out.extend_from_slice(b"\r\n");
+        }
+        if data.len() <= COPY_MAX {
+            out.extend_from_slice(&data);
+        } else {
+            let tail: &[u8] = match framing {
+                Framing::Chunked => b"\r\n",
+                _ => b"",
+            };
+            write_all(io, out, &[&data, tail]).await?;
+            out.clear();
+            if !intact {
+                break;
+            }
+            continue;
+        }
+        if framing == Framing::Chunked {
+            out.extend_from_slice(b"\r\n");
+        }
+        if !intact {
+            break;
+        }
+        if out.len() >= GATHER_MAX {
+            write_all(io, out, &[b"", b""]).await?;
+            out.clear();
+        }
+    }
+    match framing {
+        Framing::Chunked if intact => {
+            out.extend_from_slice(b"0\r\n");
+            if let (Some(trailers), true) = (trailers, asked.trailers) {
+                for (name, value) in trailers.iter() {
+                    push_header(out, name.as_str().as_bytes(), value.as_bytes());
+                }
+            }
+            out.extend_from_slice(b"\r\n");
+        }
+        Framing::Length(_) if left != 0 => intact = false,
+        _ => {}
+    }
+    write_all(io, out, &[b"", b""]).await?;
+    io.flush().await?;
+    Ok(intact && !close && framing != Framing::Close)
+}
+
+/// A polled frame with its error dropped.
+fn settle<E>(frame: Option<Result<Frame<Bytes>, E>>) -> Option<Option<Frame<Bytes>>> {
+    frame.map(Result::ok)
+}
+
+/// Encodes the status line and headers into `out`: how the body is framed, and whether the
+/// connection closes after it.
+fn encode_head<B: Body>(
+    out: &mut Vec<u8>,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &B,
+    asked: Asked,
+) -> (Framing, bool) {
+    let http10 = asked.version == Version::HTTP_10;
+    if !http10 && status == StatusCode::OK {
+        out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+    } else {
+        out.extend_from_slice(match http10 {
+            true => b"HTTP/1.0 ",
+            false => b"HTTP/1.1 ",
+        });
+        out.extend_from_slice(status.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(status.canonical_reason().unwrap_or("<none>").as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    let bodiless_status = status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let mut close = asked.close;
+    let (mut declared, mut dated, mut says_close, mut says_keep_alive) =
+        (None, false, false, false);
+    for (name, value) in headers.iter() {
+        if *name == CONTENT_LENGTH {
+            // One length at most, a valid one, and none where no body may be.
+            if bodiless_status || declared.is_some() {
+                continue;
+            }
+            match std::str::from_utf8(value.as_bytes())
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                Some(n) => declared = Some(n),
+                None => continue,
+            }
+        } else if *name == TRANSFER_ENCODING {
+            // The framing is this writer's to choose.
+            continue;
+        } else if *name == CONNECTION {
+            for token in value
+                .as_bytes()
+                .split(|b| *b == b',')
+                .map(<[u8]>::trim_ascii)
+            {
+                says_close |= token.eq_ignore_ascii_case(b"close");
+                says_keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if *name == DATE {
+            dated = true;
+        }
+        push_header(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    close |= says_close || (http10 && !says_keep_alive);
+    let exact = match body.is_end_stream() {
+        true => Some(0),
+        false => body.size_hint().exact(),
+    };
+    let framing = if asked.head || bodiless_status {
+        if declared.is_none() && !bodiless_status {
+            if let Some(n) = exact.filter(|n| *n > 0) {
+                push_length(out, n);
+            }
+        }
+        Framing::Nothing
+    } else if let Some(n) = declared {
+        Framing::Length(exact.unwrap_or(n))
+    } else if let Some(n) = exact {
+        push_length(out, n);
+        Framing::Length(n)
+    } else if http10 {
+        close = true;
+        Framing::Close
+    } else {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        Framing::Chunked
+    };
+    if close && !http10 && !says_close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    if !dated {
+        out.extend_from_slice(b"date: ");
+        with_date(|date| out.extend_from_slice(date));
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    (framing, close)
+}
+
+fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn push_length(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(b"content-length: ");
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A chunk size line's number.
+fn push_hex(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 16];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b"0123456789ABCDEF"[n & 15];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// Writes `first`, then `second` and `third`, whole, gathered in as few system calls as the
+/// socket takes.
+async fn write_all<IO: AsyncWrite + Unpin>(
+    io: &mut IO,
+    first: &[u8],
+    rest: &[&[u8]; 2],
+) -> io::Result<()> {
+    if rest.iter().all(|r| r.is_empty()) {
+        return io.write_all(first).await;
+    }
+    let mut parts = [first, rest[0], rest[1]];
+    let mut at = 0;
+    while at < parts.len() {
+        if parts[at].is_empty() {
+            at += 1;
+            continue;
+        }
+        let slices = [
+            IoSlice::new(parts[at]),
+            IoSlice::new(parts.get(at + 1).copied().unwrap_or_default()),
+            IoSlice::new(parts.get(at + 2).copied().unwrap_or_default()),
+        ];
+        let mut n = io.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        while at < parts.len() && n >= parts[at].len() {
+            n -= parts[at].len();
+            at += 1;
+        }
+        if at < parts.len() {
+            parts[at] = &parts[at][n..];
+        }
+    }
+    Ok(())
+}
+
+thread_local! {
+    /// The `Date` value of the current second, made once per second per thread.
+    static NOW: RefCell<(u64, Bytes)> = const { RefCell::new((u64::MAX, Bytes::new())) };
+}
+
+/// Runs `f` with the current `Date` header value.
+fn with_date(f: impl FnOnce(&[u8])) {
+    let now = SystemTime::now();
+    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    NOW.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.0 != second {
+            *cached = (second, Bytes::from(httpdate::fmt_http_date(now)));
+        }
+        f(cached.1.chunk());
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{Empty, Full};
+
+    fn asked() -> Asked {
+        Asked {
+            head: false,
+            version: Version::HTTP_11,
+            trailers: false,
+            close: false,
+        }
+    }
+
+    /// What the client reads, with the `Date` line blanked, and whether the connection stays.
+    async fn wire<B: Body<Data = Bytes>>(response: Response<B>, asked: Asked) -> (String, bool) {
+        let mut io = Vec::new();
+        let mut out = Vec::new();
+        let keep = respond(&mut io, &mut out, response, asked)
+            .await
+            .expect("written");
+        let text = String::from_utf8(io).expect("utf-8");
+        let text = text
+            .lines()
+            .map(|l| match l.starts_with("date: ") {
+                true => "date: *",
+                false => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        (text, keep)
+    }
+
+    /// A body of the given frames, each ready when polled, or an error after them.
+    struct Frames {
+        frames: std::collections::VecDeque<http_body::Frame<Bytes>>,
+        fail: bool,
+    }
+
+    impl Body for Frames {
+        type Data = Bytes;
+        type Error = io::Error;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, io::Error>>> {
+            match self.frames.pop_front() {
+                Some(frame) => Poll::Ready(Some(Ok(frame))),
+                None if self.fail => Poll::Ready(Some(Err(io::Error::other("cut")))),
+                None => Poll::Ready(None),
+            }
+        }
+    }
+
+    fn streamed(chunks: &[&'static [u8]]) -> Frames {
+        Frames {
+            frames: chunks
+                .iter()
+                .map(|c| http_body::Frame::data(Bytes::from_static(c)))
+                .collect(),
+            fail: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_known_body_gets_its_length_and_a_date() {
+        let (text, keep) = wire(Response::new(Full::new(Bytes::from_static(b"hi"))), asked()).await;
+        assert_eq!(text, "HTTP/1.1 200 OK\ncontent-length: 2\ndate: *\n\nhi");
+        assert!(keep);
+    }
+
+    #[tokio::test]
+    async fn an_empty_body_says_zero_except_after_head_and_bodiless_statuses() {
+        let (text, _) = wire(Response::new(Empty::<Bytes>::new()), asked()).await;
+        assert_eq!(text, "HTTP/1.1 200 OK\ncontent-length: 0\ndate: *\n");
+        let head = Asked {
+            head: true,
+            ..asked()
+        };
+        let (text, _) = wire(Response::new(Empty::<Bytes>::new()), head).await;
+        assert_eq!(text, "HTTP/1.1 200 OK\ndate: *\n");
+        let mut r = Response::new(Full::new(Bytes::from_static(b"x")));
+        *r.status_mut() = StatusCode::NO_CONTENT;
+        r.headers_mut().insert(CONTENT_LENGTH, 1.into());
+        let (text, keep) = wire(r, asked()).await;
+        assert_eq!(text, "HTTP/1.1 204 No Content\ndate: *\n");
+        assert!(keep);
+    }
+
+    #[tokio::test]
+    async fn a_head_answer_keeps_the_declared_length_and_sends_no_body() {
+        let mut r = Response::new(Empty::<Bytes>::new());
+        r.headers_mut().insert(CONTENT_LENGTH, 42.into());
+        let head = Asked {
+            head: true,
+            ..asked()
+        };
+        let (text, keep) = wire(r, head).await;
+        assert_eq!(text, "HTTP/1.1 200 OK\ncontent-length: 42\ndate: *\n");
+        assert!(keep);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_size_is_chunked_with_trailers_only_when_asked() {
+        let mut body = streamed(&[b"abc", b"", b"0123456789abcdef"]);
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", 0.into());
+        body.frames.push_back(http_body::Frame::trailers(trailers));
+        let with = Asked {
+            trailers: true,
+            ..asked()
+        };
+        let (text, keep) = wire(Response::new(body), with).await;
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 OK\ntransfer-encoding: chunked\ndate: *\n\n3\nabc\n10\n0123456789abcdef\n0\ngrpc-status: 0\n"
+        );
+        assert!(keep);
+        let (text, _) = wire(Response::new(streamed(&[b"abc"])), asked()).await;
+        assert!(text.ends_with("\n3\nabc\n0\n"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn an_http10_client_gets_a_close_delimited_body_and_its_own_version() {
+        let v10 = Asked {
+            version: Version::HTTP_10,
+            ..asked()
+        };
+        let (text, keep) = wire(Response::new(streamed(&[b"abc"])), v10).await;
+        assert_eq!(text, "HTTP/1.0 200 OK\ndate: *\n\nabc");
+        assert!(!keep);
+        let mut r = Response::new(Full::new(Bytes::from_static(b"x")));
+        r.headers_mut()
+            .insert(CONNECTION, "keep-alive".parse().expect("value"));
+        let (text, keep) = wire(r, v10).await;
+        assert!(
+            text.starts_with("HTTP/1.0 200 OK\nconnection: keep-alive\n"),
+            "{text}"
+        );
+        assert!(keep);
+    }
+
+    #[tokio::test]
+    async fn a_closing_connection_says_so() {
+        let close = Asked {
+            close: true,
+            ..asked()
+        };
+        let (text, keep) = wire(Response::new(Empty::<Bytes>::new()), close).await;
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 OK\ncontent-length: 0\nconnection: close\ndate: *\n"
+        );
+        assert!(!keep);
+        let mut r = Response::new(Empty::<Bytes>::new());
+        r.headers_mut()
+            .insert(CONNECTION, "close".parse().expect("value"));
+        let (text, keep) = wire(r, asked()).await;
+        assert_eq!(text.matches("connection").count(), 1, "{text}");
+        assert!(!keep);
+    }
+
+    #[tokio::test]
+    async fn a_body_that_fails_or_breaks_its_length_ends_the_connection() {
+        let mut failing = streamed(&[b"abc"]);
+        failing.fail = true;
+        let (text, keep) = wire(Response::new(failing), asked()).await;
+        assert!(text.ends_with("\n3\nabc"), "no last chunk: {text}");
+        assert!(!keep);
+        let mut long = Response::new(streamed(&[b"abcdef"]));
+        long.headers_mut().insert(CONTENT_LENGTH, 3.into());
+        let (text, keep) = wire(long, asked()).await;
+        assert!(text.ends_with("\n\nabc"), "{text}");
+        assert!(!keep);
+        let mut short = Response::new(streamed(&[b"ab"]));
+        short.headers_mut().insert(CONTENT_LENGTH, 3.into());
+        let (_, keep) = wire(short, asked()).await;
+        assert!(!keep);
+    }
+
+    #[tokio::test]
+    async fn a_large_chunk_is_written_whole() {
+        static BIG: [u8; 100_000] = [b'z'; 100_000];
+        let (text, keep) = wire(Response::new(streamed(&[b"a", &BIG, b"b"])), asked()).await;
+        assert!(text.contains("\n1\na\n186A0\nzzzz"), "chunk sizes in hex");
+        assert_eq!(text.matches('z').count(), 100_000);
+        assert!(text.ends_with("z\n1\nb\n0\n"));
+        assert!(keep);
+    }
+}
