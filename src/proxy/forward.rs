@@ -134,8 +134,8 @@ impl HostRule<'_> {
             host.push(']');
         }
         if port != self.default_port {
-            use std::fmt::Write as _;
-            let _ = write!(host, ":{port}");
+            host.push(':');
+            host.push_str(itoa::Buffer::new().format(port));
         }
         host
     }

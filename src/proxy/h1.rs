@@ -35,6 +35,9 @@ const MAX_HEAD: usize = 64 * 1024;
 
 /// Headers a response head may carry.
 const MAX_HEADERS: usize = 100;
+/// Header slots reserved past the upstream's own, for what the proxy adds to the answer (`Via`,
+/// the `X-Kong-*` latencies and request id, plugins' headers), so the map does not grow.
+const ROOM: usize = 8;
 
 /// The longest chunk-size or trailer line accepted.
 const MAX_LINE: usize = 4096;
@@ -237,7 +240,7 @@ impl H1 {
                 *slot = (span(h.name.as_bytes()), span(h.value));
             }
             let bytes = self.buf.split_to(len).freeze();
-            let mut headers = HeaderMap::with_capacity(count);
+            let mut headers = HeaderMap::with_capacity(count + ROOM);
             for &((n0, n1), (v0, v1)) in &spans[..count] {
                 let [n0, n1, v0, v1] = [n0, n1, v0, v1].map(usize::from);
                 let name = HeaderName::from_bytes(bytes.get(n0..n1).unwrap_or_default())

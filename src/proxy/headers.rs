@@ -161,19 +161,28 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     if present == 0 {
         return;
     }
-    // `Connection` (bit 1) may name more headers to remove.
-    if present & 1 != 0 {
+    // `Connection` (bit 1) may name more headers to remove; usually it only says
+    // `keep-alive` or `close`, which needs no list.
+    let named = |n: &&str| {
+        !n.is_empty()
+            && !["keep-alive", "close", "upgrade"]
+                .iter()
+                .any(|t| n.eq_ignore_ascii_case(t))
+    };
+    let names_more = || {
+        h.get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').map(str::trim).any(|n| named(&n)))
+    };
+    if present & 1 != 0 && names_more() {
         let named: Vec<HeaderName> = h
             .get_all(CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .map(str::trim)
-            .filter(|n| {
-                !["keep-alive", "close", "upgrade"]
-                    .iter()
-                    .any(|t| n.eq_ignore_ascii_case(t))
-            })
+            .filter(named)
             .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
             .collect();
         for name in named {

@@ -16,6 +16,8 @@ use super::super::guard::HeadLimits;
 
 /// Most headers parsed on the stack; a head with more goes to hyper.
 const MAX_HEADERS: usize = 100;
+/// Header slots reserved past the request's own.
+const ROOM: usize = 10;
 
 /// Where the head at the start of a buffer ends.
 #[derive(Debug, PartialEq, Eq)]
@@ -92,7 +94,9 @@ pub fn parse(head: &Bytes) -> Option<Plain> {
     };
     let (mut close, mut keep_alive_asked) = (false, false);
     let mut body = None;
-    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+    // Room for what the proxy adds upstream (`X-Forwarded-*`, `X-Real-IP`, `Via`, ...), so
+    // the map does not grow on the way.
+    let mut headers = HeaderMap::with_capacity(parsed.headers.len() + ROOM);
     for h in parsed.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
         if name == CONTENT_LENGTH {
