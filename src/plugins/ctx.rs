@@ -70,12 +70,27 @@ impl Exit {
 #[derive(Debug, Clone)]
 pub struct Credential {
     /// Its entity id.
-    pub id: String,
+    pub id: Arc<str>,
     /// Its consumer's id.
-    pub consumer_id: Option<String>,
+    pub consumer_id: Option<Arc<str>>,
     /// What `X-Credential-Identifier` carries (key-auth: the id; basic-auth and hmac-auth: the
     /// username; jwt: the key).
-    pub identifier: String,
+    pub identifier: Arc<str>,
+    /// `identifier` as a header value; `None` when it cannot be one.
+    pub identifier_value: Option<HeaderValue>,
+}
+
+impl Credential {
+    /// The record of the credential `doc`, identified upstream by `identifier`.
+    pub fn new(doc: &Doc, identifier: &str) -> Credential {
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(Arc::<str>::from);
+        Credential {
+            id: text(doc.get("id")).unwrap_or_else(|| Arc::from("")),
+            consumer_id: text(doc.get("consumer").and_then(|c| c.get("id"))),
+            identifier: Arc::from(identifier),
+            identifier_value: HeaderValue::from_str(identifier).ok(),
+        }
+    }
 }
 
 /// The capture groups of the regex path a route matched: Kong's `uri_captures`, by number
@@ -445,10 +460,8 @@ impl Ctx {
     /// plugin sets: `X-Consumer-ID`, `X-Consumer-Custom-ID`, `X-Consumer-Username` (removed when
     /// the consumer has none), `X-Credential-Identifier`, and clears `X-Anonymous-Consumer`.
     pub fn authenticate(&mut self, consumer: Arc<Doc>, credential: Option<Credential>) {
-        let values = super::consumer_headers::of(&consumer);
-        let identifier = credential
-            .as_ref()
-            .and_then(|c| HeaderValue::from_str(&c.identifier).ok());
+        let values = super::identity::consumer_headers(&consumer);
+        let identifier = credential.as_ref().and_then(|c| c.identifier_value.clone());
         let h = &mut self.request.headers;
         for (name, value) in [
             (&X_CONSUMER_ID, values.id.clone()),
@@ -877,11 +890,10 @@ mod tests {
             serde_json::from_value(json!({"id": "c1", "username": "ann"})).expect("consumer");
         c.authenticate(
             Arc::new(consumer),
-            Some(Credential {
-                id: "cred-1".into(),
-                consumer_id: None,
-                identifier: "key".into(),
-            }),
+            Some(Credential::new(
+                &serde_json::from_value(json!({"id": "cred-1"})).expect("credential"),
+                "key",
+            )),
         );
         let e = c.serialize();
         let r = &e["request"];

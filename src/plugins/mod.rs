@@ -37,8 +37,8 @@
 
 pub mod bundled;
 pub mod chain;
-mod consumer_headers;
 pub mod ctx;
+pub mod identity;
 pub mod registry;
 
 use std::future::Future;

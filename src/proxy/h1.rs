@@ -37,7 +37,7 @@ const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 100;
 /// Header slots reserved past the upstream's own, for what the proxy adds to the answer (`Via`,
 /// the `X-Kong-*` latencies and request id, plugins' headers), so the map does not grow.
-const ROOM: usize = 8;
+const ROOM: usize = 16;
 
 /// The longest chunk-size or trailer line accepted.
 const MAX_LINE: usize = 4096;

@@ -524,10 +524,9 @@ impl Proxy {
             .ok_or(ProxyError::NoService)?;
         let consumer = ctx
             .consumer_id()
-            .map(str::to_owned)
-            .or_else(|| ctx.credential().map(|c| c.id.clone()));
+            .or_else(|| ctx.credential().map(|c| &*c.id));
         let input = HashInput {
-            consumer: consumer.as_deref(),
+            consumer,
             ip: ctx.client_ip(),
             headers: &ctx.request.headers,
             path: &path,

@@ -163,10 +163,10 @@ fn external(ctx: &Ctx) -> Option<Vec<String>> {
 
 impl Plugin for Instance {
     fn access<'a>(&'a self, ctx: &'a mut Ctx) -> Result<Step<'a>, PluginError> {
-        let consumer_id = ctx
-            .consumer_id()
-            .map(str::to_owned)
-            .or_else(|| ctx.credential().and_then(|c| c.consumer_id.clone()));
+        let consumer_id = ctx.consumer_id().map(str::to_owned).or_else(|| {
+            ctx.credential()
+                .and_then(|c| c.consumer_id.as_deref().map(str::to_owned))
+        });
         let Some(consumer_id) = consumer_id else {
             match external(ctx) {
                 Some(groups) => self.by_authenticated_groups(ctx, groups),

@@ -98,13 +98,8 @@ pub(super) fn consumer_of(ctx: &Ctx, credential: &Doc) -> Option<Arc<Doc>> {
 }
 
 /// The [`Credential`] record of `doc`, identified upstream by `identifier`.
-pub(super) fn credential(doc: &Doc, identifier: &str) -> Credential {
-    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
-    Credential {
-        id: text(doc.get("id")).unwrap_or_default(),
-        consumer_id: text(doc.get("consumer").and_then(|c| c.get("id"))),
-        identifier: identifier.to_owned(),
-    }
+pub(super) fn credential(doc: &Arc<Doc>, identifier: &str) -> Credential {
+    crate::plugins::identity::credential(doc, identifier)
 }
 
 /// A `WWW-Authenticate` value: `scheme` alone, or with `realm="<realm>"` and `extra`.

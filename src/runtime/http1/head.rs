@@ -17,7 +17,7 @@ use super::super::guard::HeadLimits;
 /// Most headers parsed on the stack; a head with more goes to hyper.
 const MAX_HEADERS: usize = 100;
 /// Header slots reserved past the request's own.
-const ROOM: usize = 10;
+const ROOM: usize = 16;
 
 /// Where the head at the start of a buffer ends.
 #[derive(Debug, PartialEq, Eq)]

@@ -189,8 +189,8 @@ impl LimitBy {
         let found = match self {
             LimitBy::Consumer => ctx
                 .consumer_id()
-                .or_else(|| ctx.credential().map(|c| c.id.as_str())),
-            LimitBy::Credential => ctx.credential().map(|c| c.id.as_str()),
+                .or_else(|| ctx.credential().map(|c| &*c.id)),
+            LimitBy::Credential => ctx.credential().map(|c| &*c.id),
             LimitBy::Ip => None,
             LimitBy::Service => ctx.service().map(|s| s.id.as_str()),
             LimitBy::Header(name) => ctx.request.headers.get(name).and_then(|v| v.to_str().ok()),
@@ -562,11 +562,10 @@ mod tests {
         };
         c.authenticate(
             doc(json!({})),
-            Some(crate::plugins::Credential {
-                id: "cred-1".into(),
-                consumer_id: None,
-                identifier: "k".into(),
-            }),
+            Some(crate::plugins::Credential::new(
+                &serde_json::from_value(json!({"id": "cred-1"})).expect("credential"),
+                "k",
+            )),
         );
         assert_eq!(consumer.identify(&c, &mut ip), "cred-1");
         assert_eq!(credential.identify(&c, &mut ip), "cred-1");

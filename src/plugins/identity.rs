@@ -1,0 +1,173 @@
+//! What authenticating puts on a request, made the first time a consumer (or credential)
+//! authenticates on a worker thread and reused for its later requests there: no allocation, no
+//! lock, no validation per request.
+//!
+//! - A consumer's upstream header values (`X-Consumer-ID`, `X-Consumer-Custom-ID`,
+//!   `X-Consumer-Username`): [`consumer_headers`].
+//! - A credential's [`Credential`] record, with its `X-Credential-Identifier` value:
+//!   [`credential`].
+//!
+//! Each memo is per thread and keyed by the document's address; it holds the document itself,
+//! so that address cannot be reused by another entity while the entry lives. An entity changed
+//! by the Admin API is a new document in the next snapshot, hence a new entry; entries of
+//! documents no snapshot uses any more are dropped when the memo fills up.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use foldhash::fast::FixedState;
+use http::HeaderValue;
+use serde_json::Value;
+
+use super::ctx::Credential;
+use crate::store::schema::Doc;
+
+/// Consumers (and, apart, credentials) a thread remembers before it starts over.
+const CAPACITY: usize = 4096;
+
+/// A consumer's header values; `None` where the consumer has no such field (or one that
+/// cannot be a header value), so the header is removed.
+#[derive(Debug)]
+pub struct ConsumerHeaders {
+    /// `X-Consumer-ID`.
+    pub id: Option<HeaderValue>,
+    /// `X-Consumer-Custom-ID`.
+    pub custom_id: Option<HeaderValue>,
+    /// `X-Consumer-Username`.
+    pub username: Option<HeaderValue>,
+}
+
+impl ConsumerHeaders {
+    fn of(consumer: &Doc) -> ConsumerHeaders {
+        let value = |name: &str| {
+            let text = consumer.get(name).and_then(Value::as_str)?;
+            let value =
+                HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(text.as_bytes()))
+                    .ok()?;
+            // Cloned once here so that later clones only count references.
+            let _ = value.clone();
+            Some(value)
+        };
+        ConsumerHeaders {
+            id: value("id"),
+            custom_id: value("custom_id"),
+            username: value("username"),
+        }
+    }
+}
+
+/// Entries by document address, each holding its document.
+type Memo<T> = HashMap<usize, (Arc<Doc>, T), FixedState>;
+
+thread_local! {
+    static MEMO: RefCell<Memo<Rc<ConsumerHeaders>>> = RefCell::new(Memo::default());
+    static CREDENTIALS: RefCell<Memo<Credential>> = RefCell::new(Memo::default());
+}
+
+/// The entry of `doc` in `memo`, made by `make` when missing.
+fn remembered<T: Clone>(memo: &RefCell<Memo<T>>, doc: &Arc<Doc>, make: impl FnOnce() -> T) -> T {
+    let key = Arc::as_ptr(doc) as usize;
+    let mut memo = memo.borrow_mut();
+    if let Some((_, entry)) = memo.get(&key) {
+        return entry.clone();
+    }
+    if memo.len() >= CAPACITY {
+        memo.clear();
+    }
+    let entry = make();
+    memo.insert(key, (doc.clone(), entry.clone()));
+    entry
+}
+
+/// `consumer`'s header values, from this thread's memo or made now.
+pub fn consumer_headers(consumer: &Arc<Doc>) -> Rc<ConsumerHeaders> {
+    MEMO.with(|memo| remembered(memo, consumer, || Rc::new(ConsumerHeaders::of(consumer))))
+}
+
+/// The [`Credential`] record of the credential `doc`, identified upstream by `identifier`
+/// (which each auth plugin derives from the document alone), from this thread's memo or made
+/// now.
+pub fn credential(doc: &Arc<Doc>, identifier: &str) -> Credential {
+    CREDENTIALS.with(|memo| remembered(memo, doc, || Credential::new(doc, identifier)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn consumer(v: Value) -> Arc<Doc> {
+        match v {
+            Value::Object(m) => Arc::new(m),
+            _ => unreachable!("object literal"),
+        }
+    }
+
+    #[test]
+    fn values_follow_the_document_and_are_reused() {
+        let a = consumer(json!({"id": "c-1", "username": "alice"}));
+        let first = consumer_headers(&a);
+        assert_eq!(
+            first.id.as_ref().map(HeaderValue::as_bytes),
+            Some(&b"c-1"[..])
+        );
+        assert_eq!(
+            first.username.as_ref().map(HeaderValue::as_bytes),
+            Some(&b"alice"[..])
+        );
+        assert!(first.custom_id.is_none());
+        assert!(
+            Rc::ptr_eq(&first, &consumer_headers(&a)),
+            "made once per consumer"
+        );
+
+        // The same consumer changed is another document: its own values.
+        let changed = consumer(json!({"id": "c-1", "username": "alice2", "custom_id": "x"}));
+        let second = consumer_headers(&changed);
+        assert_eq!(
+            second.username.as_ref().map(HeaderValue::as_bytes),
+            Some(&b"alice2"[..])
+        );
+        assert_eq!(
+            second.custom_id.as_ref().map(HeaderValue::as_bytes),
+            Some(&b"x"[..])
+        );
+    }
+
+    #[test]
+    fn a_value_that_cannot_be_a_header_is_left_out() {
+        let c = consumer(json!({"id": "c-2", "username": "bad\nname"}));
+        assert!(consumer_headers(&c).username.is_none());
+    }
+
+    #[test]
+    fn a_full_memo_starts_over() {
+        let kept: Vec<Arc<Doc>> = (0..CAPACITY + 1)
+            .map(|i| consumer(json!({"id": format!("c-{i}")})))
+            .collect();
+        for c in &kept {
+            consumer_headers(c);
+        }
+        MEMO.with(|m| assert!(m.borrow().len() <= CAPACITY));
+        let last = kept.last().map(consumer_headers).and_then(|h| h.id.clone());
+        assert_eq!(last, HeaderValue::from_str(&format!("c-{CAPACITY}")).ok());
+    }
+
+    #[test]
+    fn a_credential_record_is_made_once_per_document() {
+        let doc = consumer(json!({"id": "k-1", "consumer": {"id": "c-1"}}));
+        let first = credential(&doc, "k-1");
+        assert_eq!(&*first.id, "k-1");
+        assert_eq!(first.consumer_id.as_deref(), Some("c-1"));
+        assert_eq!(
+            first.identifier_value.as_ref().map(HeaderValue::as_bytes),
+            Some(&b"k-1"[..])
+        );
+        assert!(Arc::ptr_eq(&first.id, &credential(&doc, "k-1").id));
+        let other = consumer(json!({"id": "k-2"}));
+        assert_eq!(&*credential(&other, "k-2").id, "k-2");
+        assert!(credential(&other, "k-2").consumer_id.is_none());
+    }
+}
