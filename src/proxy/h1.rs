@@ -258,10 +258,12 @@ impl H1 {
         }
     }
 
-    /// Reads more into the buffer; `true` when the upstream closed instead.
-    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, H1Error>> {
+    /// Reads more into the buffer, up to about `want` bytes (what the body still lacks, when
+    /// known) so that a large body takes few reads; `true` when the upstream closed instead.
+    fn poll_fill(&mut self, cx: &mut Context<'_>, want: u64) -> Poll<Result<bool, H1Error>> {
         if self.buf.capacity() - self.buf.len() < 4096 {
-            self.buf.reserve(16 * 1024);
+            let room = usize::try_from(want).unwrap_or(usize::MAX);
+            self.buf.reserve(room.clamp(16 * 1024, 64 * 1024));
         }
         let read = self.io.read_buf(&mut self.buf);
         match std::pin::pin!(read).poll(cx) {
@@ -288,7 +290,7 @@ impl H1 {
                         state.framing = Framing::Length(left - data.len() as u64);
                         return Poll::Ready(Some(Ok(data)));
                     }
-                    match ready!(self.poll_fill(cx)) {
+                    match ready!(self.poll_fill(cx, left)) {
                         Ok(false) => {}
                         Ok(true) => return Poll::Ready(Some(Err(H1Error::Truncated))),
                         Err(e) => return Poll::Ready(Some(Err(e))),
@@ -298,7 +300,7 @@ impl H1 {
                     if let Some(data) = self.take(u64::MAX) {
                         return Poll::Ready(Some(Ok(data)));
                     }
-                    match ready!(self.poll_fill(cx)) {
+                    match ready!(self.poll_fill(cx, 64 * 1024)) {
                         Ok(false) => {}
                         Ok(true) => {
                             state.framing = Framing::Done;
@@ -316,7 +318,7 @@ impl H1 {
                         });
                         return Poll::Ready(Some(Ok(data)));
                     }
-                    match ready!(self.poll_fill(cx)) {
+                    match ready!(self.poll_fill(cx, left)) {
                         Ok(false) => {}
                         Ok(true) => return Poll::Ready(Some(Err(H1Error::Truncated))),
                         Err(e) => return Poll::Ready(Some(Err(e))),
@@ -339,7 +341,7 @@ impl H1 {
                             Chunk::Trailers | Chunk::Data(_) => Framing::Chunked(chunk),
                         };
                     }
-                    None => match ready!(self.poll_fill(cx)) {
+                    None => match ready!(self.poll_fill(cx, 0)) {
                         Ok(false) => {}
                         Ok(true) => return Poll::Ready(Some(Err(H1Error::Truncated))),
                         Err(e) => return Poll::Ready(Some(Err(e))),

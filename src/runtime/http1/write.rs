@@ -29,7 +29,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 /// are written from where they are.
 const COPY_MAX: usize = 4 << 10;
 /// Gathered bytes are written once they reach this size, even if more is ready.
-const GATHER_MAX: usize = 64 << 10;
+const GATHER_MAX: usize = 128 << 10;
 
 /// What the request asked that shapes its answer.
 #[derive(Debug, Clone, Copy)]
@@ -76,12 +76,17 @@ where
     let mut body = pin!(body);
     let mut left = match framing {
         Framing::Nothing => {
-            write_all(io, out, &[b"", b""]).await?;
+            io.write_all(out).await?;
             io.flush().await?;
             return Ok(!close);
         }
         Framing::Length(n) => n,
         Framing::Chunked | Framing::Close => u64::MAX,
+    };
+    let mut gather = Gather {
+        small: out,
+        queued: Vec::new(),
+        size: 0,
     };
     let mut trailers = None;
     let mut intact = true;
@@ -93,11 +98,7 @@ where
             Poll::Ready(frame) => frame,
             Poll::Pending => {
                 // Nothing more is ready: what is gathered goes now, then the body is awaited.
-                if !out.is_empty() {
-                    write_all(io, out, &[b"", b""]).await?;
-                    io.flush().await?;
-                    out.clear();
-                }
+                gather.flush(io).await?;
                 poll_fn(|cx| body.as_mut().poll_frame(cx).map(settle)).await
             }
         };
@@ -119,7 +120,7 @@ where
             continue;
         }
         let mut data = data;
-        if framing == Framing::Length(0) || (framing != Framing::Chunked && left == 0) {
+        if framing != Framing::Chunked && left == 0 {
             // More than the declared length: the rest cannot be sent.
             intact = false;
             break;
@@ -133,34 +134,21 @@ where
             left -= data.len() as u64;
         }
         if framing == Framing::Chunked {
-            push_hex(out, data.len());
-            out.extend_from_slice(b"\r\n");
+            push_hex(gather.small, data.len());
+            gather.small.extend_from_slice(b"\r\n");
         }
-        if data.len() <= COPY_MAX {
-            out.extend_from_slice(&data);
-        } else {
-            let tail: &[u8] = match framing {
-                Framing::Chunked => b"\r\n",
-                _ => b"",
-            };
-            write_all(io, out, &[&data, tail]).await?;
-            out.clear();
-            if !intact {
-                break;
-            }
-            continue;
-        }
+        gather.push(data);
         if framing == Framing::Chunked {
-            out.extend_from_slice(b"\r\n");
+            gather.small.extend_from_slice(b"\r\n");
         }
         if !intact {
             break;
         }
-        if out.len() >= GATHER_MAX {
-            write_all(io, out, &[b"", b""]).await?;
-            out.clear();
+        if gather.size >= GATHER_MAX {
+            gather.flush(io).await?;
         }
     }
+    let out = &mut *gather.small;
     match framing {
         Framing::Chunked if intact => {
             out.extend_from_slice(b"0\r\n");
@@ -174,9 +162,52 @@ where
         Framing::Length(_) if left != 0 => intact = false,
         _ => {}
     }
-    write_all(io, out, &[b"", b""]).await?;
+    gather.flush(io).await?;
     io.flush().await?;
     Ok(intact && !close && framing != Framing::Close)
+}
+
+/// Bytes waiting to be written, in order: large body chunks as they came (not copied), with the
+/// small pieces around them (the head, chunk size lines, small chunks) copied together.
+struct Gather<'a> {
+    /// Small pieces after the last queued chunk (the connection's reusable buffer).
+    small: &'a mut Vec<u8>,
+    /// What comes before `small`.
+    queued: Vec<Bytes>,
+    /// Bytes in all.
+    size: usize,
+}
+
+impl Gather<'_> {
+    fn push(&mut self, data: Bytes) {
+        self.size += data.len();
+        if data.len() <= COPY_MAX {
+            self.small.extend_from_slice(&data);
+            return;
+        }
+        if !self.small.is_empty() {
+            self.queued.push(Bytes::copy_from_slice(self.small));
+            self.small.clear();
+        }
+        self.queued.push(data);
+    }
+
+    /// Writes everything gathered, in as few system calls as the socket takes.
+    async fn flush<IO: AsyncWrite + Unpin>(&mut self, io: &mut IO) -> io::Result<()> {
+        if self.queued.is_empty() {
+            if !self.small.is_empty() {
+                io.write_all(self.small).await?;
+            }
+        } else {
+            let mut parts: Vec<&[u8]> = self.queued.iter().map(|b| &b[..]).collect();
+            parts.push(self.small);
+            write_vectored_all(io, &mut parts).await?;
+            self.queued.clear();
+        }
+        self.small.clear();
+        self.size = 0;
+        io.flush().await
+    }
 }
 
 /// A polled frame with its error dropped.
@@ -306,28 +337,24 @@ fn push_hex(out: &mut Vec<u8>, mut n: usize) {
     out.extend_from_slice(&digits[at..]);
 }
 
-/// Writes `first`, then `second` and `third`, whole, gathered in as few system calls as the
-/// socket takes.
-async fn write_all<IO: AsyncWrite + Unpin>(
+/// Writes `parts` whole, in order, gathered in as few system calls as the socket takes.
+async fn write_vectored_all<IO: AsyncWrite + Unpin>(
     io: &mut IO,
-    first: &[u8],
-    rest: &[&[u8]; 2],
+    parts: &mut [&[u8]],
 ) -> io::Result<()> {
-    if rest.iter().all(|r| r.is_empty()) {
-        return io.write_all(first).await;
-    }
-    let mut parts = [first, rest[0], rest[1]];
+    /// Slices per system call (well under any `IOV_MAX`).
+    const BATCH: usize = 64;
     let mut at = 0;
     while at < parts.len() {
         if parts[at].is_empty() {
             at += 1;
             continue;
         }
-        let slices = [
-            IoSlice::new(parts[at]),
-            IoSlice::new(parts.get(at + 1).copied().unwrap_or_default()),
-            IoSlice::new(parts.get(at + 2).copied().unwrap_or_default()),
-        ];
+        let slices: Vec<IoSlice<'_>> = parts[at..]
+            .iter()
+            .take(BATCH)
+            .map(|p| IoSlice::new(p))
+            .collect();
         let mut n = io.write_vectored(&slices).await?;
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
