@@ -1,5 +1,7 @@
 //! A guard between a client's socket and hyper's HTTP/1 parser. It reads each request head whole
-//! before hyper sees it and refuses the heads nginx (and so Kong) refuses, with nginx's statuses:
+//! before hyper sees it and refuses the heads nginx (and so Kong) refuses, with nginx's statuses
+//! (on the proxy listener, connections come here from the own loop, [`super::http1`], at the
+//! first request that loop does not serve itself):
 //!
 //! - a request line longer than one `large_client_header_buffers` buffer: 414;
 //! - a header line longer than a buffer, a head larger than all the buffers together, or more
@@ -654,7 +656,7 @@ impl Scanner {
 }
 
 /// A `Content-Length` value: digits only, as hyper reads it.
-fn content_length(value: &[u8]) -> Option<u64> {
+pub(super) fn content_length(value: &[u8]) -> Option<u64> {
     if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
         return None;
     }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
 
-use super::super::guard::HeadLimits;
+use super::super::guard::{content_length, HeadLimits};
 
 /// Most headers parsed on the stack; a head with more goes to hyper.
 const MAX_HEADERS: usize = 100;
@@ -145,14 +145,6 @@ fn view(whole: &Bytes, part: &[u8]) -> Option<Bytes> {
     let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
     let end = start.checked_add(part.len())?;
     (end <= whole.len()).then(|| whole.slice(start..end))
-}
-
-/// A `Content-Length` value: digits only, as hyper and the guard read it.
-fn content_length(value: &[u8]) -> Option<u64> {
-    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(value).ok()?.parse().ok()
 }
 
 #[cfg(test)]
