@@ -88,9 +88,13 @@ pub fn consumer_headers(consumer: &Arc<Doc>) -> Rc<ConsumerHeaders> {
 
 /// The [`Credential`] record of the credential `doc`, identified upstream by `identifier`
 /// (which each auth plugin derives from the document alone), from this thread's memo or made
-/// now.
+/// now. A remembered record with another identifier is not used.
 pub fn credential(doc: &Arc<Doc>, identifier: &str) -> Credential {
-    CREDENTIALS.with(|memo| remembered(memo, doc, || Credential::new(doc, identifier)))
+    let known = CREDENTIALS.with(|memo| remembered(memo, doc, || Credential::new(doc, identifier)));
+    match &*known.identifier == identifier {
+        true => known,
+        false => Credential::new(doc, identifier),
+    }
 }
 
 #[cfg(test)]
@@ -166,6 +170,11 @@ mod tests {
             Some(&b"k-1"[..])
         );
         assert!(Arc::ptr_eq(&first.id, &credential(&doc, "k-1").id));
+        let renamed = credential(&doc, "other");
+        assert_eq!(
+            &*renamed.identifier, "other",
+            "never another identifier's record"
+        );
         let other = consumer(json!({"id": "k-2"}));
         assert_eq!(&*credential(&other, "k-2").id, "k-2");
         assert!(credential(&other, "k-2").consumer_id.is_none());
