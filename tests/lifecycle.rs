@@ -202,6 +202,59 @@ fn quit_lets_a_slow_in_flight_request_finish() {
 }
 
 #[test]
+fn quit_closes_idle_keep_alive_connections_at_once() {
+    // A connection that was answered and kept alive is idle: quitting closes it instead of
+    // waiting for the quit timeout (20 s here).
+    let (mut k, _echo) = node_with_slow_route();
+    let pid = k.pid().expect("pid");
+    let mut idle = TcpStream::connect(("127.0.0.1", k.proxy_port)).expect("connect");
+    idle.set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    idle.write_all(b"GET /slow HTTP/1.1\r\nHost: test\r\n\r\n")
+        .expect("request");
+    let mut answer = [0u8; 4096];
+    let n = idle.read(&mut answer).expect("answer");
+    let answer = String::from_utf8_lossy(&answer[..n]).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        !answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+
+    let started = std::time::Instant::now();
+    let out = kong_env(
+        &[
+            "quit",
+            "-t",
+            "20",
+            "-p",
+            k.prefix().to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("Kong stopped (gracefully)"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "quit waited {:?} for an idle connection",
+        started.elapsed()
+    );
+    let mut rest = Vec::new();
+    let closed = idle.read_to_end(&mut rest);
+    assert!(
+        matches!(closed, Ok(0)) || closed.is_err(),
+        "the idle connection was closed, not answered: {:?}",
+        String::from_utf8_lossy(&rest)
+    );
+    k.set_stopped();
+    assert!(!alive(pid));
+}
+
+#[test]
 fn quit_stops_forcefully_after_its_timeout() {
     let (mut k, _echo) = node_with_slow_route();
     let pid = k.pid().expect("pid");
