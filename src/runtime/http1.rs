@@ -10,11 +10,11 @@
 //! ```
 //!
 //! A request is *plain* when its head is within the limits and needs nothing but reading (see
-//! [`head`]) and its body (a `Content-Length` of at most [`WHOLE_MAX`] bytes) has arrived with
+//! `head`) and its body (a `Content-Length` of at most [`WHOLE_MAX`] bytes) has arrived with
 //! it. Everything else (a refused head, chunked or large bodies, `Expect`, upgrades) is left to
 //! the guard and hyper, which get the connection from that head on, so their rules stay the
 //! only ones for those cases: the own loop is a faster road for the common request, not a
-//! second set of rules. Responses are framed as hyper frames them ([`write`]).
+//! second set of rules. Responses are framed as hyper frames them (`write`).
 //!
 //! As with hyper: the header timeout bounds the wait for a head, idle keep-alive time included
 //! (then the connection closes without an answer); a client that closes its side while its

@@ -79,7 +79,7 @@ pub trait Handler: Send + Sync + 'static {
         + Send
         + 'static;
 
-    /// Whether HTTP/1.1 connections start on the own loop ([`http1`]) rather than hyper.
+    /// Whether HTTP/1.1 connections start on the own loop ([`super::http1`]) rather than hyper.
     const OWN_HTTP1: bool = false;
 
     /// Answers one request. Must not fail: errors are turned into responses by the handler.
