@@ -163,7 +163,6 @@ where
         _ => {}
     }
     gather.flush(io).await?;
-    io.flush().await?;
     Ok(intact && !close && framing != Framing::Close)
 }
 
