@@ -812,3 +812,123 @@ fn tls_upstream_connections_are_kept_alive_too() {
     );
     served_by_one_connection(&kong, &up, "/tls-ka");
 }
+
+#[test]
+fn upstream_header_lines_reach_http1_and_http2_clients_alike() {
+    // Answers by path with header lines in the upstream's own case and order, hop-by-hop ones
+    // among them.
+    let up = server(None, |mut io, _| async move {
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 8192];
+        loop {
+            let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") else {
+                match io.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(k) => got.extend_from_slice(&buf[..k]),
+                }
+                continue;
+            };
+            let head = String::from_utf8_lossy(&got[..end]).into_owned();
+            got.drain(..end + 4);
+            let answer: &[u8] = match head.split(' ').nth(1).unwrap_or_default() {
+                "/plain" => b"HTTP/1.1 200 OK\r\nServer: up/1\r\nContent-Length: 2\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-Mixed-Case: Yes\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-Kong-Upstream-Latency: 999999\r\nProxy-Connection: x\r\n\r\nok",
+                "/via" => b"HTTP/1.1 200 OK\r\nVia: 1.1 edge\r\nContent-Length: 2\r\n\r\nok",
+                "/named" => b"HTTP/1.1 200 OK\r\nConnection: x-secret\r\nX-Secret: 1\r\nX-Kept: 1\r\nContent-Length: 2\r\n\r\nok",
+                "/both" => b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+                _ => b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n",
+            };
+            if io.write_all(answer).await.is_err() {
+                return;
+            }
+        }
+    });
+    let port = crate::support::kong::free_port();
+    let kong = Kong::start(&format!("proxy_listen = 127.0.0.1:{port} http2"));
+    service_with_route(
+        &kong,
+        json!({"name": "lines", "url": format!("http://127.0.0.1:{}", up.port)}),
+        json!({"paths": ["/h"]}),
+    );
+    let h2c = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("an h2c client");
+    let h2 = |path: &str| {
+        rt().block_on(async {
+            let r = h2c
+                .get(format!("http://127.0.0.1:{port}{path}"))
+                .send()
+                .await
+                .expect("an h2c answer");
+            let headers = r.headers().clone();
+            let body = r.text().await.expect("a body");
+            (headers, body)
+        })
+    };
+    let h1 = |path: &str| {
+        let r = send("GET", &format!("http://127.0.0.1:{port}{path}"), &[], None);
+        assert_eq!(r.status, 200, "{path}");
+        (r.headers.clone(), r.body.clone())
+    };
+    let live = wait_until(Duration::from_secs(5), || {
+        crate::support::http::try_send(
+            "GET",
+            &format!("http://127.0.0.1:{port}/h/plain"),
+            &[],
+            None,
+        )
+        .is_ok_and(|r| r.status == 200)
+    });
+    assert!(live, "route never became live");
+
+    for (client, (headers, body)) in [("h1", h1("/h/plain")), ("h2", h2("/h/plain"))] {
+        assert_eq!(body, "ok", "{client}");
+        assert_eq!(
+            headers["server"], "up/1",
+            "{client}: the upstream's Server stays"
+        );
+        assert_eq!(headers["x-mixed-case"], "Yes", "{client}");
+        let cookies: Vec<_> = headers.get_all("set-cookie").iter().collect();
+        assert_eq!(cookies, ["a=1", "b=2"], "{client}: repeated lines all pass");
+        let latency: Vec<_> = headers.get_all("x-kong-upstream-latency").iter().collect();
+        assert_eq!(
+            latency.len(),
+            1,
+            "{client}: the gateway's value replaces the upstream's"
+        );
+        assert_ne!(latency[0], "999999", "{client}");
+        assert!(
+            headers["via"].to_str().is_ok_and(|v| v.contains("kong/")),
+            "{client}"
+        );
+        for hop in ["keep-alive", "proxy-connection"] {
+            assert!(headers.get(hop).is_none(), "{client}: {hop} is hop-by-hop");
+        }
+        let lengths: Vec<_> = headers.get_all("content-length").iter().collect();
+        assert!(
+            lengths.len() <= 1 && lengths.iter().all(|v| *v == "2"),
+            "{client}"
+        );
+    }
+    for (client, (headers, _)) in [("h1", h1("/h/via")), ("h2", h2("/h/via"))] {
+        let via = headers["via"].to_str().expect("text");
+        assert!(
+            via.starts_with("1.1 edge, ") && via.contains("kong/"),
+            "{client}: {via}"
+        );
+    }
+    for (client, (headers, _)) in [("h1", h1("/h/named")), ("h2", h2("/h/named"))] {
+        assert!(
+            headers.get("x-secret").is_none(),
+            "{client}: named by Connection"
+        );
+        assert_eq!(headers["x-kept"], "1", "{client}");
+    }
+    for (client, (headers, body)) in [("h1", h1("/h/both")), ("h2", h2("/h/both"))] {
+        assert_eq!(body, "ok", "{client}: the coding wins over the length");
+        assert!(
+            headers.get("content-length").is_none_or(|v| v == "2"),
+            "{client}: {headers:?}"
+        );
+    }
+}

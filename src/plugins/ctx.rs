@@ -203,11 +203,12 @@ pub fn request_head_size(parts: &http::request::Parts) -> u64 {
     (line + headers_size(&parts.headers) + 2) as u64
 }
 
-/// Bytes a response status line and headers take on the wire (HTTP/1.1 framing).
-pub fn response_head_size(parts: &http::response::Parts) -> u64 {
+/// Bytes a response status line and headers take on the wire (HTTP/1.1 framing), `kept`
+/// of them in header lines written before the map's.
+pub fn response_head_size(parts: &http::response::Parts, kept: usize) -> u64 {
     let reason = parts.status.canonical_reason().map_or(0, str::len);
     // `HTTP/1.1 200 OK\r\n`, the headers, then the empty line.
-    (8 + 1 + 3 + 1 + reason + 2 + headers_size(&parts.headers) + 2) as u64
+    (8 + 1 + 3 + 1 + reason + 2 + kept + headers_size(&parts.headers) + 2) as u64
 }
 
 fn headers_size(headers: &HeaderMap) -> usize {
@@ -992,6 +993,7 @@ mod tests {
             .into_parts()
             .0;
         // "HTTP/1.1 200 OK\r\n" (17) + "a: b\r\n" (6) + "\r\n" (2)
-        assert_eq!(response_head_size(&resp), 25);
+        assert_eq!(response_head_size(&resp, 0), 25);
+        assert_eq!(response_head_size(&resp, 10), 35);
     }
 }

@@ -89,7 +89,8 @@ pub trait Plugin: Send + Sync + 'static {
         Ok(Step::Done)
     }
 
-    /// The response head, upstream's or the gateway's own, before it is sent.
+    /// The response head, upstream's or the gateway's own, before it is sent; called only for
+    /// plugins whose [`Plugin::filters_headers`] holds.
     fn header_filter(
         &self,
         _ctx: &mut Ctx,
@@ -112,6 +113,12 @@ pub trait Plugin: Send + Sync + 'static {
     /// After the response was sent (or failed). Must not block: loggers hand entries to a
     /// bounded queue.
     fn log(&self, _ctx: &Ctx) {}
+
+    /// Whether `header_filter` does anything: it is called only then, and the upstream's header
+    /// lines are otherwise passed on as they came instead of through a header map.
+    fn filters_headers(&self) -> bool {
+        false
+    }
 
     /// Whether `log` does anything; the proxy keeps the request and response headers for the
     /// log only then.

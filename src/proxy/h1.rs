@@ -1,6 +1,6 @@
 //! HTTP/1.1 to upstreams, driven by the request's own task: the request head and its buffered
-//! body written in one go, the response head parsed with httparse, the response body read as
-//! the client takes it. There is no connection task and no channel between a request and its
+//! body written in one go, the response head parsed with httparse (its header lines kept as
+//! they came, not put in a map), the response body read as the client takes it. There is no connection task and no channel between a request and its
 //! connection, and a retry writes the same request again from the request head the proxy still
 //! holds (nothing is cloned in case one is needed).
 //!
@@ -22,11 +22,12 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
-use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::{HeaderMap, Method, StatusCode, Version};
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{Method, StatusCode, Version};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::runtime::raw_headers::{Kind, Line, RawHeaders};
 use crate::stream::io::Either;
 
 /// The largest response head accepted (nginx's `proxy_buffer_size` is 4–8 KB; hyper's limit
@@ -35,9 +36,6 @@ const MAX_HEAD: usize = 64 * 1024;
 
 /// Headers a response head may carry.
 const MAX_HEADERS: usize = 100;
-/// Header slots reserved past the upstream's own, for what the proxy adds to the answer (`Via`,
-/// the `X-Kong-*` latencies and request id, plugins' headers), so the map does not grow.
-const ROOM: usize = 16;
 
 /// The longest chunk-size or trailer line accepted.
 const MAX_LINE: usize = 4096;
@@ -107,7 +105,8 @@ enum Chunk {
 /// A response head, and how its body is read.
 #[derive(Debug)]
 pub struct Head {
-    /// Status, version and headers as the upstream sent them.
+    /// Status and version as the upstream sent them; its header lines are kept as they came,
+    /// a [`RawHeaders`] in the extensions (the header map is empty).
     pub parts: http::response::Parts,
     /// How the body is read.
     pub body: BodyState,
@@ -223,37 +222,24 @@ impl H1 {
                 let _ = self.buf.split_to(len);
                 continue;
             }
-            // Header values become views into the head's bytes: no copy per header. Offsets
-            // fit in 16 bits (the head is shorter than MAX_HEAD); an empty slice may not point
-            // into the buffer at all, so it is kept as an empty span.
+            // The header lines stay as they came, found again by their ranges: the client's
+            // writer copies them out, and only a path that needs a map builds one.
             let base = self.buf.as_ptr() as usize;
-            let span = |p: &[u8]| -> (u16, u16) {
+            let at = |p: &[u8]| {
                 let start = (p.as_ptr() as usize).wrapping_sub(base);
-                if p.is_empty() || start >= len {
-                    return (0, 0);
-                }
-                (start as u16, (start + p.len()).min(len) as u16)
+                start..start.wrapping_add(p.len())
             };
-            let mut spans = [((0u16, 0u16), (0u16, 0u16)); MAX_HEADERS];
-            let count = response.headers.len();
-            for (slot, h) in spans.iter_mut().zip(response.headers.iter()) {
-                *slot = (span(h.name.as_bytes()), span(h.value));
-            }
-            let bytes = self.buf.split_to(len).freeze();
-            let mut headers = HeaderMap::with_capacity(count + ROOM);
-            for &((n0, n1), (v0, v1)) in &spans[..count] {
-                let [n0, n1, v0, v1] = [n0, n1, v0, v1].map(usize::from);
-                let name = HeaderName::from_bytes(bytes.get(n0..n1).unwrap_or_default())
-                    .map_err(|_| H1Error::Invalid("invalid header name"))?;
-                let value = HeaderValue::from_maybe_shared(bytes.slice(v0..v1.max(v0)))
-                    .map_err(|_| H1Error::Invalid("invalid header value"))?;
-                headers.append(name, value);
-            }
-            let body = framing(method, status, version, &headers)?;
+            let lines = response
+                .headers
+                .iter()
+                .map(|h| Line::new(at(h.name.as_bytes()), at(h.value), h.name.as_bytes()))
+                .collect();
+            let raw = RawHeaders::new(self.buf.split_to(len).freeze(), lines);
+            let body = framing(method, status, version, &raw)?;
             let mut parts = http::Response::new(()).into_parts().0;
             parts.status = status;
             parts.version = version;
-            parts.headers = headers;
+            parts.extensions.insert(raw);
             return Ok(Some(Head { parts, body }));
         }
     }
@@ -401,23 +387,60 @@ impl BodyState {
     }
 }
 
-/// How the body of a `status` answer to `method` is delimited, and whether the connection may
-/// be kept.
+/// How the body of a `status` answer to `method` with `headers` is delimited, and whether the
+/// connection may be kept.
 fn framing(
     method: &Method,
     status: StatusCode,
     version: Version,
-    headers: &HeaderMap,
+    headers: &RawHeaders,
 ) -> Result<BodyState, H1Error> {
-    let connection = |token: &str| {
-        headers.get_all(CONNECTION).iter().any(|v| {
-            v.to_str()
-                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-        })
-    };
+    fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+        value
+            .split(|b| *b == b',')
+            .map(<[u8]>::trim_ascii)
+            .filter(|t| !t.is_empty())
+    }
+    let (mut says_close, mut says_keep_alive) = (false, false);
+    let (mut coded, mut chunked) = (false, false);
+    let (mut length, mut bad_length) = (None, None);
+    for (_, value, kind) in headers.iter() {
+        match kind {
+            Kind::Connection => {
+                for t in tokens(value) {
+                    says_close |= t.eq_ignore_ascii_case(b"close");
+                    says_keep_alive |= t.eq_ignore_ascii_case(b"keep-alive");
+                }
+            }
+            Kind::TransferEncoding => {
+                coded = true;
+                if let Some(last) = tokens(value).last() {
+                    chunked = last.eq_ignore_ascii_case(b"chunked");
+                }
+            }
+            Kind::ContentLength => {
+                // An empty value counts as a bad one.
+                for part in value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+                    let n = std::str::from_utf8(part)
+                        .ok()
+                        .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+                        .and_then(|t| t.parse::<u64>().ok());
+                    match (n, length) {
+                        (None, _) => bad_length = Some("invalid Content-Length"),
+                        (Some(n), Some(l)) if l != n => {
+                            bad_length = Some("conflicting Content-Length values")
+                        }
+                        (Some(n), _) => length = Some(n),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let has_length = length.is_some() || bad_length.is_some();
     let mut keep_alive = match version {
-        Version::HTTP_10 => connection("keep-alive"),
-        _ => !connection("close"),
+        Version::HTTP_10 => says_keep_alive,
+        _ => !says_close,
     };
     let framing = if *method == Method::HEAD
         || status.is_informational()
@@ -425,39 +448,19 @@ fn framing(
         || status == StatusCode::NOT_MODIFIED
     {
         Framing::Empty
-    } else if headers.contains_key(TRANSFER_ENCODING) {
-        let last = headers
-            .get_all(TRANSFER_ENCODING)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .rfind(|t| !t.is_empty());
-        if headers.contains_key(CONTENT_LENGTH) {
+    } else if coded {
+        if has_length {
             // Both: the coding wins and the connection is not trusted further.
             keep_alive = false;
         }
-        match last {
-            Some(t) if t.eq_ignore_ascii_case("chunked") => Framing::Chunked(Chunk::Size),
-            _ => Framing::UntilClose,
+        match chunked {
+            true => Framing::Chunked(Chunk::Size),
+            false => Framing::UntilClose,
         }
-    } else if headers.contains_key(CONTENT_LENGTH) {
-        let mut length = None;
-        for v in headers.get_all(CONTENT_LENGTH) {
-            for part in v.as_bytes().split(|b| *b == b',') {
-                let n = std::str::from_utf8(part)
-                    .ok()
-                    .map(str::trim)
-                    .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
-                    .and_then(|t| t.parse::<u64>().ok())
-                    .ok_or(H1Error::Invalid("invalid Content-Length"))?;
-                if length.is_some_and(|l| l != n) {
-                    return Err(H1Error::Invalid("conflicting Content-Length values"));
-                }
-                length = Some(n);
-            }
-        }
-        Framing::Length(length.unwrap_or(0))
+    } else if let Some(error) = bad_length {
+        return Err(H1Error::Invalid(error));
+    } else if let Some(n) = length {
+        Framing::Length(n)
     } else {
         Framing::UntilClose
     };
@@ -548,6 +551,14 @@ mod tests {
         Ok(out)
     }
 
+    /// The first value of `name` among the head's kept lines.
+    fn header<'a>(head: &'a Head, name: &str) -> Option<&'a [u8]> {
+        let raw = head.parts.extensions.get::<RawHeaders>()?;
+        raw.iter()
+            .find(|(n, _, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v, _)| v)
+    }
+
     async fn exchange(h1: &mut H1, method: Method) -> Result<(Head, Vec<u8>), H1Error> {
         h1.write(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
             .await
@@ -567,8 +578,9 @@ mod tests {
         .await;
         let (head, data) = exchange(&mut h1, Method::GET).await.expect("first");
         assert_eq!(head.parts.status, 200);
-        assert_eq!(head.parts.headers["x-a"], "1");
-        assert_eq!(head.parts.headers["x-empty"], "");
+        assert_eq!(header(&head, "x-a"), Some(&b"1"[..]));
+        assert_eq!(header(&head, "x-empty"), Some(&b""[..]));
+        assert!(head.parts.headers.is_empty());
         assert_eq!(data, b"hello");
         assert!(h1.reusable_after(&head.body));
         assert!(h1.is_usable());
@@ -637,7 +649,7 @@ mod tests {
         let mut h1 = pair(vec![b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n"]).await;
         let (head, data) = exchange(&mut h1, Method::HEAD).await.expect("answer");
         assert!(data.is_empty());
-        assert_eq!(head.parts.headers["content-length"], "10");
+        assert_eq!(header(&head, "content-length"), Some(&b"10"[..]));
         assert!(h1.reusable_after(&head.body));
     }
 

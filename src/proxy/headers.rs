@@ -147,6 +147,22 @@ static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY: HeaderName = HeaderName::from_static("proxy");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
+/// The `Connection` tokens that name no header.
+fn is_connection_option(token: &[u8]) -> bool {
+    [&b"keep-alive"[..], b"close", b"upgrade"]
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case(token))
+}
+
+/// Whether a `Connection` value names headers to remove (more than `keep-alive`, `close` or
+/// `upgrade`).
+pub fn names_more(value: &[u8]) -> bool {
+    value
+        .split(|b| *b == b',')
+        .map(<[u8]>::trim_ascii)
+        .any(|t| !t.is_empty() && !is_connection_option(t))
+}
+
 /// Removes hop-by-hop headers: those named in `Connection`, plus the fixed set. One pass over
 /// the names finds which are there (usually none, or `Connection: keep-alive`); only those
 /// are looked up again.
@@ -163,26 +179,19 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
     // `Connection` (bit 1) may name more headers to remove; usually it only says
     // `keep-alive` or `close`, which needs no list.
-    let named = |n: &&str| {
-        !n.is_empty()
-            && !["keep-alive", "close", "upgrade"]
-                .iter()
-                .any(|t| n.eq_ignore_ascii_case(t))
-    };
-    let names_more = || {
+    let lists_more = || {
         h.get_all(CONNECTION)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| v.split(',').map(str::trim).any(|n| named(&n)))
+            .any(|v| names_more(v.as_bytes()))
     };
-    if present & 1 != 0 && names_more() {
+    if present & 1 != 0 && lists_more() {
         let named: Vec<HeaderName> = h
             .get_all(CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .map(str::trim)
-            .filter(named)
+            .filter(|n| !n.is_empty() && !is_connection_option(n.as_bytes()))
             .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
             .collect();
         for name in named {

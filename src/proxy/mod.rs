@@ -48,6 +48,7 @@ use crate::router::{self, ProtocolMismatch, RequestInfo, Scheme};
 use crate::runtime::body::RequestBody;
 use crate::runtime::guard::Refused;
 use crate::runtime::listener::{ConnInfo, Handler};
+use crate::runtime::raw_headers::{self, Kind, RawHeaders};
 use crate::snapshot::Snapshot;
 use crate::version::SERVER_TOKEN;
 use error::ProxyError;
@@ -55,6 +56,10 @@ use forward::{HostRule, Outgoing, Target, Timeouts};
 use headers::{Downstream, Trusted};
 use phases::PhaseBody;
 use pool::Pool;
+
+/// Header slots a response map gets past the upstream's own, for what the proxy and plugins
+/// add (`Via`, the `X-Kong-*` latencies and request id, rate-limit headers), so it does not grow.
+const RESPONSE_ROOM: usize = 16;
 
 static X_KONG_REQUEST_ID: HeaderName = HeaderName::from_static("x-kong-request-id");
 static X_KONG_RESPONSE_LATENCY: HeaderName = HeaderName::from_static("x-kong-response-latency");
@@ -239,6 +244,13 @@ impl Proxy {
             parts.headers.insert(name, value);
         }
         let mut body = body;
+        if collected
+            .iter()
+            .any(|e| e.plugin.filters_headers() || e.plugin.logs())
+        {
+            // Plugins see a map (kept upstream lines become entries).
+            raw_headers::merge(&mut parts.extensions, &mut parts.headers);
+        }
         if !collected.is_empty() {
             if let Err(e) = phases::header_filter(&collected, &mut ctx, &mut parts) {
                 ctx.log.from_kong = true;
@@ -276,7 +288,11 @@ impl Proxy {
         }
         ctx.log.status = status;
         ctx.log.head_latency = started.elapsed().as_millis() as u64;
-        ctx.log.response_head_size = crate::plugins::ctx::response_head_size(&parts);
+        let kept = parts
+            .extensions
+            .get::<RawHeaders>()
+            .map_or(0, |raw| raw.written_size(&parts.headers));
+        ctx.log.response_head_size = crate::plugins::ctx::response_head_size(&parts, kept);
         if collected.iter().any(|e| e.plugin.logs()) {
             ctx.log.response_headers = Some(parts.headers.clone());
         }
@@ -682,12 +698,42 @@ impl Proxy {
             _ => None,
         };
         let (mut parts, body) = resp.into_parts();
+        // The own client's answers keep their header lines as they came, for the client's
+        // writer to copy out; what the map on top cannot express (a `Via` to extend, headers
+        // `Connection` names, a cookie to add beside the upstream's) turns them into a map.
+        let (mut upstream_server, mut upstream_length) = (false, None);
+        if let Some(raw) = parts.extensions.get::<RawHeaders>() {
+            let mut plain = tunnel.is_none() && peers.cookie().is_none();
+            for (_, value, kind) in raw.iter() {
+                match kind {
+                    Kind::TransferEncoding | Kind::Via => plain = false,
+                    Kind::Connection => plain &= !headers::names_more(value),
+                    Kind::Server => upstream_server = true,
+                    Kind::ContentLength => {
+                        upstream_length =
+                            std::str::from_utf8(value).ok().and_then(|v| v.parse().ok())
+                    }
+                    _ => {}
+                }
+            }
+            if plain {
+                parts.headers.reserve(RESPONSE_ROOM);
+            } else {
+                parts.headers = raw.to_map(RESPONSE_ROOM);
+                parts.extensions.remove::<RawHeaders>();
+            }
+        }
         let upgrade_headers = tunnel.as_ref().map(|_| {
             (
                 parts.headers.get(http::header::UPGRADE).cloned(),
                 parts.headers.get(http::header::CONNECTION).cloned(),
             )
         });
+        if parts.headers.contains_key(http::header::TRANSFER_ENCODING) {
+            // The body was read by its coding; a length beside it says nothing.
+            parts.headers.remove(http::header::CONTENT_LENGTH);
+            upstream_length = None;
+        }
         headers::strip_hop_by_hop(&mut parts.headers);
         if let Some(cookie) = peers.cookie().and_then(|c| HeaderValue::from_str(c).ok()) {
             // Cookie hashing: the client gets the cookie it lacked, next to the upstream's.
@@ -719,7 +765,7 @@ impl Proxy {
                 h.insert(VIA, v);
             }
         }
-        if config.headers.server && !h.contains_key(SERVER) {
+        if config.headers.server && !upstream_server && !h.contains_key(SERVER) {
             h.insert(SERVER, HeaderValue::from_static(SERVER_TOKEN));
         }
         if config.headers.upstream_latency {
@@ -742,6 +788,7 @@ impl Proxy {
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok())
+            .or(upstream_length)
             .unwrap_or(0);
         // Least-connections counts the request in flight until its body is over.
         let body = Held::new(body.map_err(BoxError::from), peers.take_in_flight());

@@ -124,7 +124,7 @@ pub fn header_filter(
     ctx: &mut Ctx,
     head: &mut http::response::Parts,
 ) -> Result<(), ProxyError> {
-    for entry in entries {
+    for entry in entries.iter().filter(|e| e.plugin.filters_headers()) {
         let run =
             std::panic::catch_unwind(AssertUnwindSafe(|| entry.plugin.header_filter(ctx, head)));
         match run {

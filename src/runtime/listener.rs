@@ -31,6 +31,7 @@ use tokio::sync::watch;
 
 use super::body::RequestBody;
 use super::guard::{Guarded, HeadLimits, Refused, Verdict};
+use super::raw_headers;
 use crate::config::{ClientLimits, Listen};
 
 /// What a connection knows about itself, handed to every request on it.
@@ -296,6 +297,10 @@ async fn serve<H: Handler>(
                     Some(refused) => handler.refuse(&refused, &conn),
                     None => handler.handle(req.map(RequestBody::from), conn).await,
                 };
+                // Hyper writes header maps only: kept header lines become entries.
+                let (mut parts, body) = response.into_parts();
+                raw_headers::merge(&mut parts.extensions, &mut parts.headers);
+                let response = Response::from_parts(parts, body);
                 Ok::<_, std::convert::Infallible>(response)
             }
         })

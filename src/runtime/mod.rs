@@ -12,6 +12,7 @@ pub mod body;
 pub mod guard;
 pub mod http1;
 pub mod listener;
+pub mod raw_headers;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -433,6 +433,10 @@ impl Plugin for Instance {
         Ok(Step::Done)
     }
 
+    fn filters_headers(&self) -> bool {
+        true
+    }
+
     fn header_filter(
         &self,
         ctx: &mut Ctx,

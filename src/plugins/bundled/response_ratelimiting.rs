@@ -518,6 +518,10 @@ impl Plugin for Instance {
         }
     }
 
+    fn filters_headers(&self) -> bool {
+        true
+    }
+
     fn header_filter(
         &self,
         ctx: &mut Ctx,

@@ -308,6 +308,10 @@ impl Instance {
 }
 
 impl Plugin for Instance {
+    fn filters_headers(&self) -> bool {
+        true
+    }
+
     fn header_filter(
         &self,
         ctx: &mut Ctx,

@@ -9,6 +9,10 @@
 //! - `Date` is added when missing; `Connection: close` when the connection ends after this
 //!   answer; an HTTP/1.0 client keeps its connection only when the response says `keep-alive`.
 //!
+//! A proxied answer's header lines kept as the upstream sent them
+//! ([`RawHeaders`](crate::runtime::raw_headers::RawHeaders)) are copied out first, less the
+//! hop-by-hop ones and those the response's map replaces; the map follows.
+//!
 //! What is ready is gathered into one write: the head and a body that is already there leave
 //! in one system call; large chunks are written from where they are, not copied.
 
@@ -24,6 +28,8 @@ use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
 use http::{HeaderMap, Response, StatusCode, Version};
 use http_body::{Body, Frame};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use crate::runtime::raw_headers::{Kind, Overrides, RawHeaders};
 
 /// Body chunks up to this size are copied next to what is waiting to be written; larger ones
 /// are written from where they are.
@@ -71,8 +77,16 @@ where
     B: Body<Data = Bytes>,
 {
     out.clear();
-    let (parts, body) = response.into_parts();
-    let (framing, close) = encode_head(out, parts.status, &parts.headers, &body, asked);
+    let (mut parts, body) = response.into_parts();
+    let raw = parts.extensions.remove::<RawHeaders>();
+    let (framing, close) = encode_head(
+        out,
+        parts.status,
+        raw.as_ref(),
+        &parts.headers,
+        &body,
+        asked,
+    );
     let mut body = pin!(body);
     let mut left = match framing {
         Framing::Nothing => {
@@ -214,11 +228,17 @@ fn settle<E>(frame: Option<Result<Frame<Bytes>, E>>) -> Option<Option<Frame<Byte
     frame.map(Result::ok)
 }
 
-/// Encodes the status line and headers into `out`: how the body is framed, and whether the
-/// connection closes after it.
+/// A `Content-Length` value as a number, if it is one.
+fn length(value: &[u8]) -> Option<u64> {
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+/// Encodes the status line and headers (a proxied head's kept lines, then the map) into
+/// `out`: how the body is framed, and whether the connection closes after it.
 fn encode_head<B: Body>(
     out: &mut Vec<u8>,
     status: StatusCode,
+    raw: Option<&RawHeaders>,
     headers: &HeaderMap,
     body: &B,
     asked: Asked,
@@ -242,16 +262,33 @@ fn encode_head<B: Body>(
     let mut close = asked.close;
     let (mut declared, mut dated, mut says_close, mut says_keep_alive) =
         (None, false, false, false);
+    // The kept lines of a proxied head, then the map (whose names replace theirs).
+    if let Some(raw) = raw {
+        let overrides = Overrides::of(headers);
+        for (name, value, kind) in raw.passing(&overrides) {
+            match kind {
+                Kind::ContentLength => {
+                    if bodiless_status || declared.is_some() {
+                        continue;
+                    }
+                    match length(value) {
+                        Some(n) => declared = Some(n),
+                        None => continue,
+                    }
+                }
+                Kind::Date => dated = true,
+                _ => {}
+            }
+            push_header(out, name, value);
+        }
+    }
     for (name, value) in headers.iter() {
         if *name == CONTENT_LENGTH {
             // One length at most, a valid one, and none where no body may be.
             if bodiless_status || declared.is_some() {
                 continue;
             }
-            match std::str::from_utf8(value.as_bytes())
-                .ok()
-                .and_then(|v| v.parse::<u64>().ok())
-            {
+            match length(value.as_bytes()) {
                 Some(n) => declared = Some(n),
                 None => continue,
             }
@@ -390,6 +427,7 @@ fn with_date(f: impl FnOnce(&[u8])) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::raw_headers::Line;
     use http_body_util::{Empty, Full};
 
     fn asked() -> Asked {
@@ -402,6 +440,23 @@ mod tests {
     }
 
     /// What the client reads, with the `Date` line blanked, and whether the connection stays.
+    /// The header lines of `head` as the proxy's client keeps them.
+    fn kept(head: &Bytes) -> RawHeaders {
+        let mut headers = [httparse::EMPTY_HEADER; 16];
+        let mut response = httparse::Response::new(&mut headers);
+        response.parse(head).expect("a head");
+        let at = |p: &[u8]| {
+            let start = p.as_ptr() as usize - head.as_ptr() as usize;
+            start..start + p.len()
+        };
+        let lines = response
+            .headers
+            .iter()
+            .map(|h| Line::new(at(h.name.as_bytes()), at(h.value), h.name.as_bytes()))
+            .collect();
+        RawHeaders::new(head.clone(), lines)
+    }
+
     async fn wire<B: Body<Data = Bytes>>(response: Response<B>, asked: Asked) -> (String, bool) {
         let mut io = Vec::new();
         let mut out = Vec::new();
@@ -475,6 +530,32 @@ mod tests {
         let (text, keep) = wire(r, asked()).await;
         assert_eq!(text, "HTTP/1.1 204 No Content\ndate: *\n");
         assert!(keep);
+    }
+
+    #[tokio::test]
+    async fn kept_header_lines_go_first_less_hop_by_hop_and_replaced_ones() {
+        let head = Bytes::from_static(
+            b"HTTP/1.1 200 OK\r\nServer: up\r\nContent-Length: 2\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\nDate: Sun, 29 Nov 2026 07:00:00 GMT\r\nX-Kong-Proxy-Latency: 99\r\n\r\n",
+        );
+        let mut r = Response::new(Full::new(Bytes::from_static(b"hi")));
+        r.extensions_mut().insert(kept(&head));
+        r.headers_mut().insert("x-kong-proxy-latency", 1.into());
+        let (text, keep) = wire(r, asked()).await;
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 OK\nServer: up\nContent-Length: 2\nDate: Sun, 29 Nov 2026 07:00:00 GMT\nx-kong-proxy-latency: 1\n\nhi"
+        );
+        assert!(keep);
+        // After HEAD, the upstream's length stays and no body follows.
+        let mut r = Response::new(Empty::<Bytes>::new());
+        r.extensions_mut().insert(kept(&head));
+        let head = Asked {
+            head: true,
+            ..asked()
+        };
+        let (text, _) = wire(r, head).await;
+        assert!(text.contains("Content-Length: 2\n"), "{text}");
+        assert!(!text.contains("\n\nhi"), "{text}");
     }
 
     #[tokio::test]

@@ -1,0 +1,363 @@
+//! Response header lines kept as an upstream sent them, so that a proxied answer can be written
+//! to its client without building a header map and encoding it again.
+//!
+//! A response carries them in its extensions, beside the (small) header map of what the
+//! gateway adds. Writing such a response means: the kept lines first, less the hop-by-hop
+//! ones and those whose name the map also holds (the map's values replace them), then the
+//! map. The gateway's own HTTP/1.1 writer does that as it writes; every other path (hyper's
+//! HTTP/1.1 and HTTP/2 servers, plugins that edit response headers) turns the lines into map
+//! entries first with [`RawHeaders::merge_into`], to the same effect.
+
+use std::ops::Range;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::HeaderMap;
+
+/// What a header name is to the writers of a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Any other header.
+    Other,
+    /// `Content-Length`.
+    ContentLength,
+    /// `Date`.
+    Date,
+    /// `Via`.
+    Via,
+    /// `Server`.
+    Server,
+    /// `Connection` (hop-by-hop, and it may name more).
+    Connection,
+    /// `Transfer-Encoding` (hop-by-hop).
+    TransferEncoding,
+    /// One of the other fixed hop-by-hop names: `Keep-Alive`, `Proxy-Connection`, `TE`,
+    /// `Upgrade`, `Proxy`.
+    HopByHop,
+}
+
+impl Kind {
+    /// The kind of the header `name` (any case).
+    pub fn of(name: &[u8]) -> Kind {
+        let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
+        match name.len() {
+            2 if is(b"te") => Kind::HopByHop,
+            3 if is(b"via") => Kind::Via,
+            4 if is(b"date") => Kind::Date,
+            5 if is(b"proxy") => Kind::HopByHop,
+            6 if is(b"server") => Kind::Server,
+            7 if is(b"upgrade") => Kind::HopByHop,
+            10 if is(b"connection") => Kind::Connection,
+            10 if is(b"keep-alive") => Kind::HopByHop,
+            14 if is(b"content-length") => Kind::ContentLength,
+            16 if is(b"proxy-connection") => Kind::HopByHop,
+            17 if is(b"transfer-encoding") => Kind::TransferEncoding,
+            _ => Kind::Other,
+        }
+    }
+
+    /// Whether headers of this kind are never passed on from one connection to the next (the
+    /// `Connection` header's own list of more such names is not read here: heads that have
+    /// one stay in a map).
+    pub fn is_hop_by_hop(self) -> bool {
+        matches!(
+            self,
+            Kind::Connection | Kind::TransferEncoding | Kind::HopByHop
+        )
+    }
+}
+
+/// One header line: where its name and value are in the head, and what the name is.
+#[derive(Debug, Clone)]
+pub struct Line {
+    name: Range<u32>,
+    value: Range<u32>,
+    kind: Kind,
+}
+
+impl Line {
+    /// The line whose `name` and `value` are at these ranges of the head; `name_bytes` are the
+    /// name's bytes, to tell its kind.
+    pub fn new(name: Range<usize>, value: Range<usize>, name_bytes: &[u8]) -> Line {
+        let narrow = |r: Range<usize>| match (u32::try_from(r.start), u32::try_from(r.end)) {
+            (Ok(start), Ok(end)) => start..end,
+            _ => 0..0,
+        };
+        Line {
+            name: narrow(name),
+            value: narrow(value),
+            kind: Kind::of(name_bytes),
+        }
+    }
+}
+
+/// The header lines of a response head, as received.
+#[derive(Clone, Debug)]
+pub struct RawHeaders {
+    head: Bytes,
+    lines: Vec<Line>,
+}
+
+impl RawHeaders {
+    /// The headers `lines` finds in `head` (a range outside it is taken as empty). The head
+    /// must have been checked by an HTTP/1 parser: names are tokens, values hold no CR or LF.
+    pub fn new(head: Bytes, mut lines: Vec<Line>) -> RawHeaders {
+        let len = head.len() as u64;
+        for line in &mut lines {
+            for r in [&mut line.name, &mut line.value] {
+                if r.start > r.end || u64::from(r.end) > len {
+                    *r = 0..0;
+                }
+            }
+        }
+        RawHeaders { head, lines }
+    }
+
+    /// The bytes of `range`.
+    fn bytes(&self, range: &Range<u32>) -> &[u8] {
+        &self.head[range.start as usize..range.end as usize]
+    }
+
+    /// Each header as `(name, value, kind)`, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8], Kind)> + '_ {
+        self.lines
+            .iter()
+            .map(|l| (self.bytes(&l.name), self.bytes(&l.value), l.kind))
+    }
+
+    /// The lines written before `overrides` ([`Overrides::passes`]): `(name, value, kind)`.
+    pub fn passing<'a>(
+        &'a self,
+        overrides: &'a Overrides<'a>,
+    ) -> impl Iterator<Item = (&'a [u8], &'a [u8], Kind)> + 'a {
+        self.iter()
+            .filter(|(name, _, kind)| overrides.passes(name, *kind))
+    }
+
+    /// The size of the lines written before `overrides`, as they travel: `name: value` and
+    /// CRLF.
+    pub fn written_size(&self, overrides: &HeaderMap) -> usize {
+        let overrides = Overrides::of(overrides);
+        self.passing(&overrides)
+            .map(|(name, value, _)| name.len() + 2 + value.len() + 2)
+            .sum()
+    }
+
+    /// Makes `map` what writing these lines before it would send: the lines that pass first,
+    /// then `map`'s own entries. A line that is not a valid header is left out.
+    pub fn merge_into(&self, map: &mut HeaderMap) {
+        let mut merged = HeaderMap::with_capacity(self.lines.len() + map.len());
+        let overrides = Overrides::of(map);
+        for (name, value, _) in self.passing(&overrides) {
+            if let Some((name, value)) = self.entry(name, value) {
+                merged.append(name, value);
+            }
+        }
+        merged.extend(std::mem::take(map));
+        *map = merged;
+    }
+
+    /// Every line (hop-by-hop ones too) as a header map with room for `room` more entries.
+    pub fn to_map(&self, room: usize) -> HeaderMap {
+        let mut map = HeaderMap::with_capacity(self.lines.len() + room);
+        for (name, value, _) in self.iter() {
+            if let Some((name, value)) = self.entry(name, value) {
+                map.append(name, value);
+            }
+        }
+        map
+    }
+
+    /// A map entry for a line (its value shares the head's bytes).
+    fn entry(&self, name: &[u8], value: &[u8]) -> Option<(HeaderName, HeaderValue)> {
+        let name = HeaderName::from_bytes(name).ok()?;
+        let value = HeaderValue::from_maybe_shared(self.head.slice_ref(value)).ok()?;
+        Some((name, value))
+    }
+}
+
+/// The names of a header map written after kept lines, which those lines then leave out.
+#[derive(Debug)]
+pub struct Overrides<'a> {
+    /// The names, when few (they are compared with each line).
+    few: [&'a [u8]; 16],
+    count: usize,
+    /// The map itself, when it has more names.
+    many: Option<&'a HeaderMap>,
+}
+
+impl<'a> Overrides<'a> {
+    /// The names of `map`.
+    pub fn of(map: &'a HeaderMap) -> Overrides<'a> {
+        let mut few: [&[u8]; 16] = [&[]; 16];
+        let mut count = 0;
+        for name in map.keys() {
+            if count == few.len() {
+                return Overrides {
+                    few,
+                    count: 0,
+                    many: Some(map),
+                };
+            }
+            few[count] = name.as_str().as_bytes();
+            count += 1;
+        }
+        Overrides {
+            few,
+            count,
+            many: None,
+        }
+    }
+
+    /// Whether a line named `name`, of `kind`, is written: not hop-by-hop, and not one of the
+    /// names.
+    pub fn passes(&self, name: &[u8], kind: Kind) -> bool {
+        if kind.is_hop_by_hop() {
+            return false;
+        }
+        match self.many {
+            Some(map) => !map
+                .keys()
+                .any(|k| k.as_str().as_bytes().eq_ignore_ascii_case(name)),
+            None => !self.few[..self.count]
+                .iter()
+                .any(|k| k.eq_ignore_ascii_case(name)),
+        }
+    }
+}
+
+/// Turns a response's kept lines, if it has any, into entries of its header map (see the
+/// module docs): for every writer but the gateway's own.
+pub fn merge(extensions: &mut http::Extensions, headers: &mut HeaderMap) {
+    if let Some(raw) = extensions.remove::<RawHeaders>() {
+        raw.merge_into(headers);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nServer: up\r\nContent-Length: 5\r\nx-empty:\r\nConnection: keep-alive\r\nX-Spaced :  v w \r\nx-kong-proxy-latency: 9\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\nbody";
+
+    /// The lines of `HEAD` as the proxy's client keeps them.
+    fn raw() -> RawHeaders {
+        let mut headers = [httparse::EMPTY_HEADER; 16];
+        let mut response = httparse::Response::new(&mut headers);
+        httparse::ParserConfig::default()
+            .allow_spaces_after_header_name_in_responses(true)
+            .parse_response(&mut response, HEAD)
+            .expect("a head");
+        let at = |p: &[u8]| {
+            let start = p.as_ptr() as usize - HEAD.as_ptr() as usize;
+            start..start + p.len()
+        };
+        let lines = response
+            .headers
+            .iter()
+            .map(|h| Line::new(at(h.name.as_bytes()), at(h.value), h.name.as_bytes()))
+            .collect();
+        RawHeaders::new(Bytes::from_static(HEAD), lines)
+    }
+
+    #[test]
+    fn lines_are_read_in_order_with_their_kinds() {
+        let raw = raw();
+        let lines: Vec<_> = raw.iter().collect();
+        assert_eq!(
+            lines,
+            vec![
+                (&b"Server"[..], &b"up"[..], Kind::Server),
+                (b"Content-Length", b"5", Kind::ContentLength),
+                (b"x-empty", b"", Kind::Other),
+                (b"Connection", b"keep-alive", Kind::Connection),
+                (b"X-Spaced", b"v w", Kind::Other),
+                (b"x-kong-proxy-latency", b"9", Kind::Other),
+                (b"Set-Cookie", b"a=1", Kind::Other),
+                (b"Set-Cookie", b"b=2", Kind::Other),
+            ]
+        );
+        let passing = lines.iter().filter(|(n, _, _)| *n != b"Connection");
+        assert_eq!(
+            raw.written_size(&HeaderMap::new()),
+            passing
+                .map(|(n, v, _)| n.len() + v.len() + 4)
+                .sum::<usize>()
+        );
+    }
+
+    #[test]
+    fn names_are_classified_in_any_case() {
+        for (name, kind) in [
+            (&b"TE"[..], Kind::HopByHop),
+            (b"Keep-Alive", Kind::HopByHop),
+            (b"upgrade", Kind::HopByHop),
+            (b"PROXY-CONNECTION", Kind::HopByHop),
+            (b"Transfer-Encoding", Kind::TransferEncoding),
+            (b"date", Kind::Date),
+            (b"VIA", Kind::Via),
+            (b"x-via", Kind::Other),
+        ] {
+            assert_eq!(Kind::of(name), kind, "{}", String::from_utf8_lossy(name));
+        }
+        assert!(Kind::Connection.is_hop_by_hop() && !Kind::Date.is_hop_by_hop());
+    }
+
+    #[test]
+    fn merging_drops_hop_by_hop_and_replaced_lines_and_keeps_repeats() {
+        let mut map = HeaderMap::new();
+        map.insert("x-kong-proxy-latency", HeaderValue::from_static("1"));
+        map.insert("via", HeaderValue::from_static("1.1 kong"));
+        raw().merge_into(&mut map);
+        let names: Vec<_> = map.keys().map(|k| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "server",
+                "content-length",
+                "x-empty",
+                "x-spaced",
+                "set-cookie",
+                "x-kong-proxy-latency",
+                "via"
+            ]
+        );
+        assert_eq!(map["x-kong-proxy-latency"], "1");
+        assert_eq!(map["x-spaced"], "v w");
+        let cookies: Vec<_> = map.get_all("set-cookie").iter().collect();
+        assert_eq!(cookies, ["a=1", "b=2"]);
+    }
+
+    #[test]
+    fn many_overrides_are_looked_up_in_their_map() {
+        let mut map = HeaderMap::new();
+        for i in 0..20 {
+            map.insert(
+                HeaderName::from_bytes(format!("x-{i}").as_bytes()).expect("name"),
+                HeaderValue::from_static("v"),
+            );
+        }
+        map.insert("server", HeaderValue::from_static("mine"));
+        raw().merge_into(&mut map);
+        assert_eq!(map.get_all("server").iter().collect::<Vec<_>>(), ["mine"]);
+        assert_eq!(map["x-spaced"], "v w");
+    }
+
+    #[test]
+    fn the_whole_map_keeps_every_line() {
+        let map = raw().to_map(4);
+        assert_eq!(map.len(), 8);
+        assert_eq!(map["connection"], "keep-alive");
+        assert!(map.capacity() >= 12);
+    }
+
+    #[test]
+    fn merge_takes_the_lines_out_of_the_extensions() {
+        let (mut parts, ()) = http::Response::new(()).into_parts();
+        parts.extensions.insert(raw());
+        merge(&mut parts.extensions, &mut parts.headers);
+        assert!(parts.extensions.get::<RawHeaders>().is_none());
+        assert_eq!(parts.headers["server"], "up");
+        assert!(parts.headers.get("connection").is_none());
+    }
+}
