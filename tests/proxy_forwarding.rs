@@ -267,6 +267,21 @@ fn trusted_peers_name_the_client_through_real_ip_header() {
         "the client, not the trusted peer"
     );
     assert_eq!(h["x-forwarded-for"], "8.8.8.8, 8.8.8.8");
+    // A trusted peer's own forwarding headers stay as it sent them.
+    let r = send(
+        "GET",
+        &kong.proxy("/ip"),
+        &[
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "outer.test"),
+            ("x-forwarded-prefix", "/outer"),
+        ],
+        None,
+    );
+    let h = &r.json()["headers"];
+    assert_eq!(h["x-forwarded-proto"], "https");
+    assert_eq!(h["x-forwarded-host"], "outer.test");
+    assert_eq!(h["x-forwarded-prefix"], "/outer");
     let r = send(
         "GET",
         &kong.proxy("/ip"),

@@ -26,6 +26,7 @@ use http_body_util::{BodyExt, Full};
 
 use super::error::ProxyError;
 use super::h1;
+use super::headers::Overlay;
 use super::pool::{Conn, PeerRef, Pool, PooledBody, Returning, Sender};
 use super::upstream::{dial, Keepalive, TlsProfile, UpstreamBody};
 use crate::balancer::peers::{Chosen, Peers};
@@ -178,20 +179,24 @@ pub type Upstream = Response<PooledBody>;
 /// Sends `head` + `body` as `target` says, to the peer `peers` has chosen, through `pool`.
 /// A retry asks `peers` for the next peer; every try's outcome is reported to it (passive
 /// health checks).
+#[allow(clippy::too_many_arguments)]
 pub async fn send(
     pool: &Arc<Pool>,
     keepalive: Keepalive,
-    head: http::request::Parts,
+    mut head: http::request::Parts,
+    overlay: Overlay,
     body: Outgoing,
     target: &Target<'_>,
     peers: &mut Peers,
 ) -> Result<Upstream, ProxyError> {
     let body = match body {
         Outgoing::Buffered(bytes) if !target.h2 && !target.upgrade => {
-            return send_own(pool, keepalive, head, bytes, target, peers).await;
+            return send_own(pool, keepalive, head, overlay, bytes, target, peers).await;
         }
         other => other,
     };
+    // Hyper's clients send the header map.
+    overlay.apply(&mut head.headers);
     let streamed = matches!(body, Outgoing::Streamed(_));
     let idempotent = idempotent(&head.method);
     // What it takes to send the request again after it reached the upstream.
@@ -349,14 +354,15 @@ fn idempotent(method: &http::Method) -> bool {
 async fn send_own(
     pool: &Arc<Pool>,
     keepalive: Keepalive,
-    mut head: http::request::Parts,
+    head: http::request::Parts,
+    mut overlay: Overlay,
     body: Bytes,
     target: &Target<'_>,
     peers: &mut Peers,
 ) -> Result<Upstream, ProxyError> {
     let idempotent = idempotent(&head.method);
     let mut encoded = Vec::new();
-    h1::encode(&head, &body, &mut encoded);
+    h1::encode(&head, &overlay, &body, &mut encoded);
     let t = target.timeouts;
     let mut tries = 0u32;
     // The first peer was chosen by the caller (it built the request's Host from it).
@@ -369,8 +375,8 @@ async fn send_own(
                 // Another target may want another Host.
                 let c = peers.chosen();
                 if let Ok(v) = http::HeaderValue::from_str(&target.host.host(c.hostname, c.port)) {
-                    head.headers.insert(http::header::HOST, v);
-                    h1::encode(&head, &body, &mut encoded);
+                    overlay.host = Some(v);
+                    h1::encode(&head, &overlay, &body, &mut encoded);
                 }
             }
         }

@@ -27,6 +27,7 @@ use http::{Method, StatusCode, Version};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
+use super::headers::Overlay;
 use crate::runtime::raw_headers::{Kind, Line, RawHeaders};
 use crate::stream::io::Either;
 
@@ -488,19 +489,26 @@ fn chunk_size(line: &[u8]) -> Result<u64, H1Error> {
 }
 
 /// Encodes the request `head` with its whole `body` into `out`: the request line in origin
-/// form, the headers as they are, and `Content-Length` as the body says (a `Transfer-Encoding`
-/// from the client does not apply to a body read whole).
-pub fn encode(head: &http::request::Parts, body: &[u8], out: &mut Vec<u8>) {
+/// form, the `overlay`'s headers (`Host` first), the head's other headers as they are, and
+/// `Content-Length` as the body says (a `Transfer-Encoding` from the client does not apply to
+/// a body read whole).
+pub fn encode(head: &http::request::Parts, overlay: &Overlay, body: &[u8], out: &mut Vec<u8>) {
     out.clear();
     let target = head.uri.path_and_query().map_or("/", |p| p.as_str());
     let target = if target.is_empty() { "/" } else { target };
-    out.reserve(64 + target.len() + head.headers.len() * 32 + body.len());
+    // The overlay is eight headers at most.
+    out.reserve(64 + 8 * 48 + target.len() + head.headers.len() * 32 + body.len());
     out.extend_from_slice(head.method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut had_length = false;
-    for (name, value) in &head.headers {
+    let mut lines = overlay.headers().chain(
+        head.headers
+            .iter()
+            .filter(|(name, _)| !overlay.replaces(name)),
+    );
+    for (name, value) in &mut lines {
         if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
             had_length = true;
             continue;
@@ -656,20 +664,22 @@ mod tests {
     #[test]
     fn requests_are_encoded_with_their_length() {
         let (mut head, ()) = http::Request::post("http://h/p?q=1")
-            .header("host", "h")
+            .header("host", "client")
+            .header("x-a", "1")
             .header("transfer-encoding", "chunked")
             .body(())
             .expect("request")
             .into_parts();
         let mut out = Vec::new();
-        encode(&head, b"abc", &mut out);
+        let overlay = Overlay::host(http::HeaderValue::from_static("h"));
+        encode(&head, &overlay, b"abc", &mut out);
         assert_eq!(
             out,
-            b"POST /p?q=1 HTTP/1.1\r\nhost: h\r\ncontent-length: 3\r\n\r\nabc"
+            b"POST /p?q=1 HTTP/1.1\r\nhost: h\r\nx-a: 1\r\ncontent-length: 3\r\n\r\nabc"
         );
         head.method = Method::GET;
         head.headers.remove("transfer-encoding");
-        encode(&head, b"", &mut out);
-        assert_eq!(out, b"GET /p?q=1 HTTP/1.1\r\nhost: h\r\n\r\n");
+        encode(&head, &overlay, b"", &mut out);
+        assert_eq!(out, b"GET /p?q=1 HTTP/1.1\r\nhost: h\r\nx-a: 1\r\n\r\n");
     }
 }

@@ -205,12 +205,6 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
-fn set(h: &mut HeaderMap, name: &HeaderName, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        h.insert(name.clone(), v);
-    }
-}
-
 /// A number as a header value; those under 1,000 (latencies in milliseconds, statuses) come
 /// from a table made once, so setting them allocates nothing.
 pub fn number(n: u64) -> HeaderValue {
@@ -240,8 +234,100 @@ fn ip_value(ip: IpAddr) -> HeaderValue {
     HeaderValue::from_bytes(&buf[..len]).unwrap_or(HeaderValue::from_static("0.0.0.0"))
 }
 
-/// Rewrites the client's headers into the upstream request's.
-pub fn upstream_request(h: &mut HeaderMap, down: &Downstream<'_>, trusted: &Trusted, host: &str) {
+/// The headers the proxy sets on the upstream request in place of the client's of the same
+/// names: `Host` and the `X-Forwarded-*` set with `X-Real-IP`. The proxy's own client writes
+/// them while it encodes the request ([`Overlay::replaces`] tells which client headers to
+/// leave out); hyper's clients get them set in the map ([`Overlay::apply`]).
+#[derive(Debug, Clone)]
+pub struct Overlay {
+    /// The upstream `Host`; none for HTTP/2, whose authority is in the URI.
+    pub host: Option<HeaderValue>,
+    /// By [`FORWARDED`] position: the value to send, if any.
+    values: [Option<HeaderValue>; 7],
+    /// By [`FORWARDED`] position (bit `1 << i`): the client's header is not sent.
+    replaced: u8,
+}
+
+/// The `X-Forwarded-*` names and `X-Real-IP`, in the order they are written.
+static FORWARDED: [&HeaderName; 7] = [
+    &X_FORWARDED_FOR,
+    &X_FORWARDED_PROTO,
+    &X_FORWARDED_HOST,
+    &X_FORWARDED_PORT,
+    &X_FORWARDED_PATH,
+    &X_FORWARDED_PREFIX,
+    &X_REAL_IP,
+];
+
+impl Overlay {
+    /// An overlay of a `Host` alone.
+    pub fn host(host: HeaderValue) -> Overlay {
+        Overlay {
+            host: Some(host),
+            values: Default::default(),
+            replaced: 0,
+        }
+    }
+
+    /// Whether the client's header `name` gives way to the overlay (is not sent).
+    pub fn replaces(&self, name: &HeaderName) -> bool {
+        if *name == HOST {
+            return true;
+        }
+        // Every name of the set starts with `x-`; most headers are told apart by that.
+        if !name.as_str().starts_with("x-") {
+            return false;
+        }
+        FORWARDED
+            .iter()
+            .position(|n| *n == name)
+            .is_some_and(|i| self.replaced & (1 << i) != 0)
+    }
+
+    /// The headers to send, `Host` first.
+    pub fn headers(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+        let host = self.host.as_ref().map(|v| (&HOST, v));
+        let rest = FORWARDED
+            .iter()
+            .zip(&self.values)
+            .filter_map(|(n, v)| Some((*n, v.as_ref()?)));
+        host.into_iter().chain(rest)
+    }
+
+    /// Sets the overlay in `h`, for a client that sends a header map.
+    pub fn apply(self, h: &mut HeaderMap) {
+        match self.host {
+            Some(host) => {
+                h.insert(HOST, host);
+            }
+            None => {
+                h.remove(HOST);
+            }
+        }
+        for (i, (name, value)) in FORWARDED.iter().zip(self.values).enumerate() {
+            if self.replaced & (1 << i) == 0 {
+                continue;
+            }
+            match value {
+                Some(v) => {
+                    h.insert(*name, v);
+                }
+                None => {
+                    h.remove(*name);
+                }
+            }
+        }
+    }
+}
+
+/// Rewrites the client's headers into the upstream request's: hop-by-hop headers leave the
+/// map; the headers set in place of the client's come back as an [`Overlay`] with `host`.
+pub fn upstream_request(
+    h: &mut HeaderMap,
+    down: &Downstream<'_>,
+    trusted: &Trusted,
+    host: &str,
+) -> Overlay {
     strip_hop_by_hop(h);
     let believed = trusted.contains(down.peer);
     // As nginx's `$proxy_add_x_forwarded_for` and `X-Real-IP: $remote_addr`, after realip.
@@ -259,43 +345,43 @@ pub fn upstream_request(h: &mut HeaderMap, down: &Downstream<'_>, trusted: &Trus
         }
         _ => Some(client.clone()),
     };
-    if let Some(v) = forwarded_for {
-        h.insert(X_FORWARDED_FOR.clone(), v);
-    }
-    let keep_or = |h: &mut HeaderMap, name: &HeaderName, value: HeaderValue| {
-        if !(believed && h.contains_key(name)) {
-            h.insert(name.clone(), value);
-        }
-    };
     let proto = match down.scheme {
         "https" => HeaderValue::from_static("https"),
         _ => HeaderValue::from_static("http"),
     };
-    keep_or(h, &X_FORWARDED_PROTO, proto);
     let forwarded_host = match down.host_value {
         Some(v) => Some(v.clone()),
         None => HeaderValue::from_str(down.host).ok(),
     };
-    if let Some(v) = forwarded_host {
-        keep_or(h, &X_FORWARDED_HOST, v);
-    }
-    keep_or(h, &X_FORWARDED_PORT, down.port.clone());
-    if let Ok(v) = HeaderValue::from_str(down.path) {
-        keep_or(h, &X_FORWARDED_PATH, v);
-    }
-    match down.prefix {
-        Some(prefix) => {
-            if let Ok(v) = HeaderValue::from_str(prefix) {
-                keep_or(h, &X_FORWARDED_PREFIX, v);
+    let prefix = down.prefix.and_then(|p| HeaderValue::from_str(p).ok());
+    let mut overlay = Overlay {
+        host: HeaderValue::from_str(host).ok(),
+        values: [
+            forwarded_for,
+            Some(proto),
+            forwarded_host,
+            Some(down.port.clone()),
+            HeaderValue::from_str(down.path).ok(),
+            prefix,
+            Some(client),
+        ],
+        // `X-Forwarded-For` and `X-Real-IP` are always the gateway's; the others are the
+        // client's when it is trusted and sent them. An untrusted client's prefix is dropped
+        // even when the route stripped none.
+        replaced: 0b111_1111,
+    };
+    if believed {
+        let values = overlay.values.iter_mut().enumerate();
+        for ((i, value), name) in values.zip(FORWARDED).take(6).skip(1) {
+            if h.contains_key(name) {
+                overlay.replaced &= !(1 << i);
+                *value = None;
+            } else if value.is_none() {
+                overlay.replaced &= !(1 << i);
             }
         }
-        None if !believed => {
-            h.remove(&X_FORWARDED_PREFIX);
-        }
-        None => {}
     }
-    h.insert(X_REAL_IP.clone(), client);
-    set(h, &HOST, host);
+    overlay
 }
 
 #[cfg(test)]
@@ -386,7 +472,24 @@ mod tests {
             path: "/a/b",
             prefix: Some("/a"),
         };
-        upstream_request(&mut h, &down, &Trusted::default(), "backend:8080");
+        let overlay = upstream_request(&mut h, &down, &Trusted::default(), "backend:8080");
+        assert!(overlay.replaces(&HOST) && overlay.replaces(&X_FORWARDED_PROTO));
+        assert!(!overlay.replaces(&HeaderName::from_static("x-other")));
+        let sent: Vec<_> = overlay.headers().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            sent,
+            [
+                "host",
+                "x-forwarded-for",
+                "x-forwarded-proto",
+                "x-forwarded-host",
+                "x-forwarded-port",
+                "x-forwarded-path",
+                "x-forwarded-prefix",
+                "x-real-ip"
+            ]
+        );
+        overlay.apply(&mut h);
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 127.0.0.1");
         assert_eq!(h["x-forwarded-host"], "api.test");
@@ -396,5 +499,34 @@ mod tests {
         assert_eq!(h["x-real-ip"], "127.0.0.1");
         assert_eq!(h["host"], "backend:8080");
         assert!(!h.contains_key("x-secret") && !h.contains_key("connection"));
+    }
+
+    #[test]
+    fn trusted_clients_keep_their_forwarding_headers() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        h.insert("x-forwarded-prefix", HeaderValue::from_static("/outer"));
+        let down = Downstream {
+            peer: "10.0.0.1".parse().expect("ip"),
+            client: "10.0.0.1".parse().expect("ip"),
+            scheme: "http",
+            port: &HeaderValue::from_static("8000"),
+            peer_value: &HeaderValue::from_static("10.0.0.1"),
+            host_value: None,
+            host: "api.test",
+            path: "/a/b",
+            prefix: None,
+        };
+        let lan = Trusted::parse(&["10.0.0.0/8".into()]);
+        let overlay = upstream_request(&mut h, &down, &lan, "backend");
+        assert!(!overlay.replaces(&X_FORWARDED_PROTO) && !overlay.replaces(&X_FORWARDED_PREFIX));
+        assert!(overlay.replaces(&X_FORWARDED_FOR) && overlay.replaces(&X_FORWARDED_HOST));
+        let sent: Vec<_> = overlay.headers().map(|(n, _)| n.as_str()).collect();
+        assert!(!sent.contains(&"x-forwarded-proto") && !sent.contains(&"x-forwarded-prefix"));
+        overlay.apply(&mut h);
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-prefix"], "/outer");
+        assert_eq!(h["x-forwarded-host"], "api.test");
+        assert_eq!(h["host"], "backend");
     }
 }

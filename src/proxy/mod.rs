@@ -622,10 +622,11 @@ impl Proxy {
             prefix: routed.prefix.as_deref(),
         };
         let upgrade = upgrade.filter(|_| !h2);
-        headers::upstream_request(&mut head.headers, &down, trusted, &host_for_upstream);
+        let mut overlay =
+            headers::upstream_request(&mut head.headers, &down, trusted, &host_for_upstream);
         if h2 {
             // The authority travels in the URI; gRPC needs `te: trailers` kept.
-            head.headers.remove(HOST);
+            overlay.host = None;
             if wants_trailers {
                 head.headers
                     .insert(http::header::TE, HeaderValue::from_static("trailers"));
@@ -685,8 +686,10 @@ impl Proxy {
         let proxy_latency = sent.duration_since(started).as_millis() as u64;
         let keepalive = snapshot.upstreams.keepalive;
         ctx.log.proxy_latency = Some(proxy_latency);
-        let mut resp =
-            forward::send(&self.pool, keepalive, head, outgoing, &target, &mut peers).await?;
+        let mut resp = forward::send(
+            &self.pool, keepalive, head, overlay, outgoing, &target, &mut peers,
+        )
+        .await?;
         let upstream_latency = sent.elapsed().as_millis() as u64;
         ctx.log.upstream_latency = Some(upstream_latency);
         ctx.log.upstream_status = Some(resp.status().as_u16());
