@@ -204,19 +204,20 @@ impl Proxy {
             reached_access: &mut reached_access,
             protocol: &mut protocol,
         };
-        // Boxed: awaited in place, the proxy's large future would be laid out twice in this
-        // one (and copied whole each time hyper moves the request's future).
-        let result = Box::pin(self.proxy(
-            &mut flow,
-            body,
-            upgrade,
-            &conn,
-            &config,
-            &snapshot,
-            &trusted.trusted,
-            started,
-        ))
-        .await;
+        // Awaited in place, not boxed: the own HTTP/1.1 loop pins the request's future where
+        // it is made, so its size costs no copy there (a box would copy it once per request).
+        let result = self
+            .proxy(
+                &mut flow,
+                body,
+                upgrade,
+                &conn,
+                &config,
+                &snapshot,
+                &trusted.trusted,
+                started,
+            )
+            .await;
         if !reached_access {
             // Routing failed or the request stopped before access: global plugins only.
             phases::global_entries(snapshot.plugins.global(), protocol, &mut collected);

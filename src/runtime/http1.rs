@@ -137,7 +137,8 @@ where
             }),
             close: !plain.keep_alive,
         };
-        let answer = handler.clone().handle(request, conn.clone());
+        // Pinned where it is made: the handler's future is large, and is not moved again.
+        let answer = pin!(handler.clone().handle(request, conn.clone()));
         let Some(response) = answered(answer, &mut io, &mut buf).await else {
             // The client left: its request is dropped with the connection.
             return Ok(());
@@ -213,12 +214,15 @@ async fn read_now<IO: AsyncRead + Unpin>(io: &mut IO, buf: &mut BytesMut, len: u
 /// closed its side (or its socket failed) before the answer, as hyper cancels such requests.
 /// Bytes it sends ahead (a pipelined request) are kept in `buf`; once some are there the
 /// socket is not read again until they are served.
-async fn answered<IO, F>(answer: F, io: &mut IO, buf: &mut BytesMut) -> Option<F::Output>
+async fn answered<IO, F>(
+    mut answer: Pin<&mut F>,
+    io: &mut IO,
+    buf: &mut BytesMut,
+) -> Option<F::Output>
 where
     IO: AsyncRead + Unpin,
     F: Future,
 {
-    let mut answer = pin!(answer);
     loop {
         let watching = buf.is_empty();
         if watching {
