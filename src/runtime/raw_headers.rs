@@ -234,6 +234,28 @@ pub fn merge(extensions: &mut http::Extensions, headers: &mut HeaderMap) {
     }
 }
 
+/// The header lines of the whole response head `head` as the proxy's client keeps them (for
+/// tests).
+#[cfg(test)]
+pub(crate) fn parsed(head: Bytes) -> RawHeaders {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    httparse::ParserConfig::default()
+        .allow_spaces_after_header_name_in_responses(true)
+        .parse_response(&mut response, &head)
+        .expect("a head");
+    let at = |p: &[u8]| {
+        let start = p.as_ptr() as usize - head.as_ptr() as usize;
+        start..start + p.len()
+    };
+    let lines = response
+        .headers
+        .iter()
+        .map(|h| Line::new(at(h.name.as_bytes()), at(h.value), h.name.as_bytes()))
+        .collect();
+    RawHeaders::new(head.clone(), lines)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,22 +264,7 @@ mod tests {
 
     /// The lines of `HEAD` as the proxy's client keeps them.
     fn raw() -> RawHeaders {
-        let mut headers = [httparse::EMPTY_HEADER; 16];
-        let mut response = httparse::Response::new(&mut headers);
-        httparse::ParserConfig::default()
-            .allow_spaces_after_header_name_in_responses(true)
-            .parse_response(&mut response, HEAD)
-            .expect("a head");
-        let at = |p: &[u8]| {
-            let start = p.as_ptr() as usize - HEAD.as_ptr() as usize;
-            start..start + p.len()
-        };
-        let lines = response
-            .headers
-            .iter()
-            .map(|h| Line::new(at(h.name.as_bytes()), at(h.value), h.name.as_bytes()))
-            .collect();
-        RawHeaders::new(Bytes::from_static(HEAD), lines)
+        parsed(Bytes::from_static(HEAD))
     }
 
     #[test]

@@ -427,7 +427,7 @@ fn with_date(f: impl FnOnce(&[u8])) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::raw_headers::Line;
+    use crate::runtime::raw_headers::parsed;
     use http_body_util::{Empty, Full};
 
     fn asked() -> Asked {
@@ -440,23 +440,6 @@ mod tests {
     }
 
     /// What the client reads, with the `Date` line blanked, and whether the connection stays.
-    /// The header lines of `head` as the proxy's client keeps them.
-    fn kept(head: &Bytes) -> RawHeaders {
-        let mut headers = [httparse::EMPTY_HEADER; 16];
-        let mut response = httparse::Response::new(&mut headers);
-        response.parse(head).expect("a head");
-        let at = |p: &[u8]| {
-            let start = p.as_ptr() as usize - head.as_ptr() as usize;
-            start..start + p.len()
-        };
-        let lines = response
-            .headers
-            .iter()
-            .map(|h| Line::new(at(h.name.as_bytes()), at(h.value), h.name.as_bytes()))
-            .collect();
-        RawHeaders::new(head.clone(), lines)
-    }
-
     async fn wire<B: Body<Data = Bytes>>(response: Response<B>, asked: Asked) -> (String, bool) {
         let mut io = Vec::new();
         let mut out = Vec::new();
@@ -538,7 +521,7 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nServer: up\r\nContent-Length: 2\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\nDate: Sun, 29 Nov 2026 07:00:00 GMT\r\nX-Kong-Proxy-Latency: 99\r\n\r\n",
         );
         let mut r = Response::new(Full::new(Bytes::from_static(b"hi")));
-        r.extensions_mut().insert(kept(&head));
+        r.extensions_mut().insert(parsed(head.clone()));
         r.headers_mut().insert("x-kong-proxy-latency", 1.into());
         let (text, keep) = wire(r, asked()).await;
         assert_eq!(
@@ -548,7 +531,7 @@ mod tests {
         assert!(keep);
         // After HEAD, the upstream's length stays and no body follows.
         let mut r = Response::new(Empty::<Bytes>::new());
-        r.extensions_mut().insert(kept(&head));
+        r.extensions_mut().insert(parsed(head.clone()));
         let head = Asked {
             head: true,
             ..asked()
