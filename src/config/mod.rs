@@ -558,7 +558,7 @@ fn absolute(path: &str) -> PathBuf {
         .unwrap_or(path)
 }
 
-/// The default prefix for the current user (see [`resolve_prefix`]).
+/// The default prefix for the current user (see `resolve_prefix`).
 pub fn default_prefix(env: &dyn Env) -> PathBuf {
     let system = PathBuf::from("/usr/local/kong");
     if nix::unistd::geteuid().is_root() || writable(&system) {

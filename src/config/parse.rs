@@ -2,7 +2,7 @@
 //!
 //! The format: one `key = value` per line; `#` starts a comment unless escaped as `\#`; blank
 //! lines are skipped; keys are case-insensitive and stored lower-case; an empty value means
-//! "unset". Values stay strings here: typing and validation happen in [`super::typed`].
+//! "unset". Values stay strings here: typing and validation happen in `config::typed`.
 
 use std::path::Path;
 

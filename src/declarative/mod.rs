@@ -5,12 +5,12 @@
 //!
 //! 1. [`parse`]: text → JSON value (YAML or JSON, syntax errors with line and column) → the top
 //!    level checked (`_format_version`, `_transform`, `_comment`, `_ignore`, entity lists);
-//! 2. [`migrate`]: formats 1.1 and 2.1 brought to 3.0 (their route paths);
-//! 3. [`flatten`]: nested entities hoisted into flat [`ImportItem`]s with their parent filled in,
+//! 2. `migrate`: formats 1.1 and 2.1 brought to 3.0 (their route paths);
+//! 3. `flatten`: nested entities hoisted into flat [`ImportItem`]s with their parent filled in,
 //!    references by name turned into ids, duplicates refused, and ids made up by [`ids`] where the
 //!    document has none, so the same file always yields the same ids;
 //! 4. [`Store::import`]: every entity validated and written by the store's one write path, in
-//!    one transaction, all or nothing; its failures are reported per entity path ([`report`]).
+//!    one transaction, all or nothing; its failures are reported per entity path (`report`).
 //!
 //! [`export`] writes a store back as a document that loads into the same state.
 

@@ -96,7 +96,7 @@ impl Chain {
     }
 
     /// Whether some instance needs this request's body before `access` (see
-    /// [`Plugin::needs_request_body`](super::Plugin::needs_request_body)). Every instance of a
+    /// [`Plugin::needs_request_body`]). Every instance of a
     /// slot is asked: the consumer is not known yet.
     pub fn needs_body(&self, request: &http::request::Parts) -> bool {
         self.reads_body

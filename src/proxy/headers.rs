@@ -242,9 +242,9 @@ fn ip_value(ip: IpAddr) -> HeaderValue {
 pub struct Overlay {
     /// The upstream `Host`; none for HTTP/2, whose authority is in the URI.
     pub host: Option<HeaderValue>,
-    /// By [`FORWARDED`] position: the value to send, if any.
+    /// By `FORWARDED` position: the value to send, if any.
     values: [Option<HeaderValue>; 7],
-    /// By [`FORWARDED`] position (bit `1 << i`): the client's header is not sent.
+    /// By `FORWARDED` position (bit `1 << i`): the client's header is not sent.
     replaced: u8,
 }
 

@@ -8,7 +8,7 @@
 //!        → body filter (per chunk) → log (always, also after errors)
 //! ```
 //!
-//! Today the phases without plugins are: route match (the snapshot's [`Router`]), the balancer
+//! Today the phases without plugins are: route match (the snapshot's [`Router`](crate::router::Router)), the balancer
 //! ([`crate::balancer::peers::Peers`]: the service's IP, its name through the DNS cache, or its
 //! upstream's balancer; retries ask it again), the upstream request ([`forward`]), the response
 //! headers, streaming the body back, and the access log.

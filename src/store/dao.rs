@@ -1,6 +1,6 @@
 //! Entity operations: the one implementation of Kong's write and read semantics.
 //!
-//! Every backend runs this same code over its [`Tx`] primitives: validation, generated fields,
+//! Every backend runs this same code over its `Tx` primitives: validation, generated fields,
 //! references (resolved by unique field, checked for existence), unique keys, cascading and
 //! restricted deletes, pagination and tag filters. A write and its change event commit in one
 //! transaction; a failed write leaves nothing behind.

@@ -1,6 +1,6 @@
 //! The core entities and the credential entities of the bundled auth plugins.
 //!
-//! Each file describes entities with [`Schema`](super::schema::Schema)s; [`all`] lists them in
+//! Each file describes entities with [`Schema`]s; [`all`] lists them in
 //! dependency order (referenced entities before the entities that reference them), which is the
 //! order imports write and exports read.
 

@@ -2,7 +2,7 @@
 //! statements that differ between the two (the [`Dialect`]).
 //!
 //! Everything else is one SQL text for both backends (sqlx-sqlite accepts `$n` placeholders),
-//! run through [`with_pool!`], which expands the same code once per backend.
+//! run through `with_pool!`, which expands the same code once per backend.
 
 use sqlx::{PgPool, SqlitePool};
 
