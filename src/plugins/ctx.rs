@@ -464,6 +464,14 @@ impl Ctx {
         let values = super::identity::consumer_headers(&consumer);
         let identifier = credential.as_ref().and_then(|c| c.identifier_value.clone());
         let h = &mut self.request.headers;
+        // Removing a header the request lacks still costs a lookup: one look at the names
+        // (usually a handful) tells whether any of these can be there at all.
+        let present = h.keys().any(|k| {
+            let k = k.as_str();
+            k.starts_with("x-consumer-")
+                || k.starts_with("x-credential-")
+                || k == X_ANONYMOUS_CONSUMER.as_str()
+        });
         for (name, value) in [
             (&X_CONSUMER_ID, values.id.clone()),
             (&X_CONSUMER_CUSTOM_ID, values.custom_id.clone()),
@@ -474,12 +482,15 @@ impl Ctx {
                 Some(v) => {
                     h.insert(name.clone(), v);
                 }
-                None => {
+                None if present => {
                     h.remove(name);
                 }
+                None => {}
             }
         }
-        h.remove(&X_ANONYMOUS_CONSUMER);
+        if present {
+            h.remove(&X_ANONYMOUS_CONSUMER);
+        }
         self.consumer = Some(consumer);
         self.credential = credential;
     }
@@ -867,6 +878,39 @@ mod tests {
         ctx.log.server_port = 8443;
         ctx.log.request_headers = Some(ctx.request.headers.clone());
         ctx
+    }
+
+    #[test]
+    fn authenticating_replaces_spoofed_identity_headers() {
+        let consumer: Arc<Doc> = Arc::new(
+            serde_json::from_value(json!({"id": "c1", "username": "ann"})).expect("consumer"),
+        );
+        let mut c = ctx("/p");
+        for (name, value) in [
+            ("x-consumer-custom-id", "spoof"),
+            ("x-anonymous-consumer", "true"),
+            ("x-credential-identifier", "spoof"),
+        ] {
+            c.request
+                .headers
+                .insert(name, HeaderValue::from_static(value));
+        }
+        c.authenticate(consumer.clone(), None);
+        let h = &c.request.headers;
+        assert_eq!(h["x-consumer-id"], "c1");
+        assert_eq!(h["x-consumer-username"], "ann");
+        for gone in [
+            "x-consumer-custom-id",
+            "x-anonymous-consumer",
+            "x-credential-identifier",
+        ] {
+            assert!(h.get(gone).is_none(), "{gone} is removed");
+        }
+        // Without any of them, the same values are set.
+        let mut c = ctx("/p");
+        c.authenticate(consumer, None);
+        assert_eq!(c.request.headers["x-consumer-id"], "c1");
+        assert!(c.request.headers.get("x-consumer-custom-id").is_none());
     }
 
     #[test]

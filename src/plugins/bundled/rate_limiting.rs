@@ -315,7 +315,7 @@ impl Instance {
         let mut reset = 1;
         if !self.hide_client_headers {
             // The most restrictive window: least remaining, then the longest.
-            let mut best: Option<(&HeaderValue, f64, i64)> = None;
+            let mut best: Option<(&HeaderValue, HeaderValue, f64, i64)> = None;
             for (i, (w, &left)) in self.windows.iter().zip(remaining).enumerate() {
                 let mut left = left;
                 if stop.is_none() || stop == Some(i) {
@@ -323,22 +323,23 @@ impl Instance {
                 }
                 let left = left.max(0.0);
                 let window = w.period.expiration();
-                let better = match best {
+                let better = match &best {
                     None => true,
-                    Some((_, best_left, best_window)) => {
-                        left < best_left || (left == best_left && window > best_window)
+                    Some((_, _, best_left, best_window)) => {
+                        left < *best_left || (left == *best_left && window > *best_window)
                     }
                 };
+                let remaining = number(left);
                 if better {
-                    best = Some((&w.limit_value, left, window));
+                    best = Some((&w.limit_value, remaining.clone(), left, window));
                     reset = (window - (now - w.period.start(now))).max(1);
                 }
                 ctx.add_response_header(w.limit_header.clone(), w.limit_value.clone());
-                ctx.add_response_header(w.remaining_header.clone(), number(left));
+                ctx.add_response_header(w.remaining_header.clone(), remaining);
             }
-            if let Some((limit, left, _)) = best {
+            if let Some((limit, remaining, _, _)) = best {
                 ctx.add_response_header(RATELIMIT_LIMIT.clone(), limit.clone());
-                ctx.add_response_header(RATELIMIT_REMAINING.clone(), number(left));
+                ctx.add_response_header(RATELIMIT_REMAINING.clone(), remaining);
                 ctx.add_response_header(RATELIMIT_RESET.clone(), number(reset as f64));
             }
         }
