@@ -3,8 +3,10 @@
 
 use std::net::IpAddr;
 
-use http::header::{HeaderName, HeaderValue, CONNECTION, HOST, TE, TRANSFER_ENCODING, UPGRADE};
+use http::header::{HeaderName, HeaderValue, CONNECTION, HOST};
 use http::HeaderMap;
+
+use crate::runtime::raw_headers::Kind;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -133,20 +135,6 @@ pub struct Downstream<'a> {
     pub prefix: Option<&'a str>,
 }
 
-/// Hop-by-hop headers always removed, with the bit that marks each as present.
-const HOP_BY_HOP: [(u8, &HeaderName); 7] = [
-    (1, &CONNECTION),
-    (2, &TE),
-    (4, &TRANSFER_ENCODING),
-    (8, &UPGRADE),
-    (16, &KEEP_ALIVE),
-    (32, &PROXY),
-    (64, &PROXY_CONNECTION),
-];
-static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-static PROXY: HeaderName = HeaderName::from_static("proxy");
-static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
-
 /// The `Connection` tokens that name no header.
 fn is_connection_option(token: &[u8]) -> bool {
     [&b"keep-alive"[..], b"close", b"upgrade"]
@@ -163,28 +151,31 @@ pub fn names_more(value: &[u8]) -> bool {
         .any(|t| !t.is_empty() && !is_connection_option(t))
 }
 
-/// Removes hop-by-hop headers: those named in `Connection`, plus the fixed set. One pass over
-/// the names finds which are there (usually none, or `Connection: keep-alive`); only those
-/// are looked up again.
+/// Removes hop-by-hop headers: those named in `Connection`, plus the fixed set
+/// ([`Kind::is_hop_by_hop`]). One pass over the names finds which are there (usually none, or
+/// `Connection: keep-alive`); only those are looked up again.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
-    let mut present = 0u8;
-    for name in h.keys() {
-        present |= HOP_BY_HOP
-            .iter()
-            .find(|(_, hop)| *hop == name)
-            .map_or(0, |(bit, _)| *bit);
+    // Each fixed name is a key once at most: seven at most are found.
+    let mut found: [Option<HeaderName>; 7] = Default::default();
+    let mut connection = false;
+    for (slot, name) in found.iter_mut().zip(
+        h.keys()
+            .filter(|n| Kind::of(n.as_str().as_bytes()).is_hop_by_hop()),
+    ) {
+        connection |= *name == CONNECTION;
+        *slot = Some(name.clone());
     }
-    if present == 0 {
+    if found[0].is_none() {
         return;
     }
-    // `Connection` (bit 1) may name more headers to remove; usually it only says
-    // `keep-alive` or `close`, which needs no list.
+    // `Connection` may name more headers to remove; usually it only says `keep-alive` or
+    // `close`, which needs no list.
     let lists_more = || {
         h.get_all(CONNECTION)
             .iter()
             .any(|v| names_more(v.as_bytes()))
     };
-    if present & 1 != 0 && lists_more() {
+    if connection && lists_more() {
         let named: Vec<HeaderName> = h
             .get_all(CONNECTION)
             .iter()
@@ -198,10 +189,8 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
             h.remove(name);
         }
     }
-    for (bit, name) in HOP_BY_HOP {
-        if present & bit != 0 {
-            h.remove(name);
-        }
+    for name in found.into_iter().flatten() {
+        h.remove(name);
     }
 }
 
@@ -454,6 +443,22 @@ mod tests {
         assert!(all.contains("192.168.1.1".parse().expect("ip")));
     }
 
+    /// A plain-HTTP request to `api.test:8000/a/b` from `peer` (also the client).
+    fn downstream(peer: &'static str, prefix: Option<&'static str>) -> Downstream<'static> {
+        static PORT: HeaderValue = HeaderValue::from_static("8000");
+        Downstream {
+            peer: peer.parse().expect("ip"),
+            client: peer.parse().expect("ip"),
+            scheme: "http",
+            port: &PORT,
+            peer_value: Box::leak(Box::new(HeaderValue::from_static(peer))),
+            host_value: None,
+            host: "api.test",
+            path: "/a/b",
+            prefix,
+        }
+    }
+
     #[test]
     fn untrusted_clients_cannot_spoof_forwarding_headers() {
         let mut h = HeaderMap::new();
@@ -461,17 +466,7 @@ mod tests {
         h.insert("x-forwarded-for", HeaderValue::from_static("1.2.3.4"));
         h.insert("connection", HeaderValue::from_static("close, x-secret"));
         h.insert("x-secret", HeaderValue::from_static("1"));
-        let down = Downstream {
-            peer: "127.0.0.1".parse().expect("ip"),
-            client: "127.0.0.1".parse().expect("ip"),
-            scheme: "http",
-            port: &HeaderValue::from_static("8000"),
-            peer_value: &HeaderValue::from_static("127.0.0.1"),
-            host_value: None,
-            host: "api.test",
-            path: "/a/b",
-            prefix: Some("/a"),
-        };
+        let down = downstream("127.0.0.1", Some("/a"));
         let overlay = upstream_request(&mut h, &down, &Trusted::default(), "backend:8080");
         assert!(overlay.replaces(&HOST) && overlay.replaces(&X_FORWARDED_PROTO));
         assert!(!overlay.replaces(&HeaderName::from_static("x-other")));
@@ -506,17 +501,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
         h.insert("x-forwarded-prefix", HeaderValue::from_static("/outer"));
-        let down = Downstream {
-            peer: "10.0.0.1".parse().expect("ip"),
-            client: "10.0.0.1".parse().expect("ip"),
-            scheme: "http",
-            port: &HeaderValue::from_static("8000"),
-            peer_value: &HeaderValue::from_static("10.0.0.1"),
-            host_value: None,
-            host: "api.test",
-            path: "/a/b",
-            prefix: None,
-        };
+        let down = downstream("10.0.0.1", None);
         let lan = Trusted::parse(&["10.0.0.0/8".into()]);
         let overlay = upstream_request(&mut h, &down, &lan, "backend");
         assert!(!overlay.replaces(&X_FORWARDED_PROTO) && !overlay.replaces(&X_FORWARDED_PREFIX));

@@ -228,9 +228,15 @@ fn settle<E>(frame: Option<Result<Frame<Bytes>, E>>) -> Option<Option<Frame<Byte
     frame.map(Result::ok)
 }
 
-/// A `Content-Length` value as a number, if it is one.
-fn length(value: &[u8]) -> Option<u64> {
-    std::str::from_utf8(value).ok()?.parse().ok()
+/// Whether a `Content-Length` line with `value` is written, recording its length in
+/// `declared`: one length at most, a valid one, and none where no body may be (`bodiless`).
+fn declare(declared: &mut Option<u64>, bodiless: bool, value: &[u8]) -> bool {
+    if bodiless || declared.is_some() {
+        return false;
+    }
+    let n = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
+    *declared = n;
+    n.is_some()
 }
 
 /// Encodes the status line and headers (a proxied head's kept lines, then the map) into
@@ -267,15 +273,7 @@ fn encode_head<B: Body>(
         let overrides = Overrides::of(headers);
         for (name, value, kind) in raw.passing(&overrides) {
             match kind {
-                Kind::ContentLength => {
-                    if bodiless_status || declared.is_some() {
-                        continue;
-                    }
-                    match length(value) {
-                        Some(n) => declared = Some(n),
-                        None => continue,
-                    }
-                }
+                Kind::ContentLength if !declare(&mut declared, bodiless_status, value) => continue,
                 Kind::Date => dated = true,
                 _ => {}
             }
@@ -284,13 +282,8 @@ fn encode_head<B: Body>(
     }
     for (name, value) in headers.iter() {
         if *name == CONTENT_LENGTH {
-            // One length at most, a valid one, and none where no body may be.
-            if bodiless_status || declared.is_some() {
+            if !declare(&mut declared, bodiless_status, value.as_bytes()) {
                 continue;
-            }
-            match length(value.as_bytes()) {
-                Some(n) => declared = Some(n),
-                None => continue,
             }
         } else if *name == TRANSFER_ENCODING {
             // The framing is this writer's to choose.
