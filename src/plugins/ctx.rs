@@ -231,6 +231,8 @@ pub struct Ctx {
     route: Option<usize>,
     service: Option<usize>,
     consumer: Option<Arc<Doc>>,
+    /// The consumer's `id` (read from its document once).
+    consumer_id: Option<Arc<str>>,
     credential: Option<Credential>,
     authenticated_groups: Option<Vec<String>>,
     body: Option<Bytes>,
@@ -284,6 +286,7 @@ impl Ctx {
             route: None,
             service: None,
             consumer: None,
+            consumer_id: None,
             credential: None,
             authenticated_groups: None,
             body: None,
@@ -436,10 +439,7 @@ impl Ctx {
 
     /// The identified consumer's id.
     pub fn consumer_id(&self) -> Option<&str> {
-        self.consumer
-            .as_ref()
-            .and_then(|c| c.get("id"))
-            .and_then(Value::as_str)
+        self.consumer_id.as_deref()
     }
 
     /// The credential the consumer authenticated with.
@@ -492,6 +492,7 @@ impl Ctx {
             h.remove(&X_ANONYMOUS_CONSUMER);
         }
         self.consumer = Some(consumer);
+        self.consumer_id = values.id_text.clone();
         self.credential = credential;
     }
 

@@ -31,6 +31,8 @@ const CAPACITY: usize = 4096;
 /// cannot be a header value), so the header is removed.
 #[derive(Debug)]
 pub struct ConsumerHeaders {
+    /// The consumer's id, as text.
+    pub id_text: Option<Arc<str>>,
     /// `X-Consumer-ID`.
     pub id: Option<HeaderValue>,
     /// `X-Consumer-Custom-ID`.
@@ -51,6 +53,7 @@ impl ConsumerHeaders {
             Some(value)
         };
         ConsumerHeaders {
+            id_text: consumer.get("id").and_then(Value::as_str).map(Arc::from),
             id: value("id"),
             custom_id: value("custom_id"),
             username: value("username"),

@@ -48,7 +48,7 @@ use crate::router::{self, ProtocolMismatch, RequestInfo, Scheme};
 use crate::runtime::body::RequestBody;
 use crate::runtime::guard::Refused;
 use crate::runtime::listener::{ConnInfo, Handler};
-use crate::runtime::raw_headers::{self, Kind, RawHeaders};
+use crate::runtime::raw_headers::{self, Adding, Kind, RawHeaders};
 use crate::snapshot::Snapshot;
 use crate::version::SERVER_TOKEN;
 use error::ProxyError;
@@ -241,9 +241,7 @@ impl Proxy {
         // HTTP/1.0 upstream must not turn the client's keep-alive connection into a 1.0 one).
         parts.version = version;
         // Moved, not cloned; each name replaces what the upstream sent under it.
-        for (name, value) in ctx.take_response_headers() {
-            parts.headers.insert(name, value);
-        }
+        Adding::to(&mut parts).insert_all(ctx.take_response_headers());
         let mut body = body;
         if collected
             .iter()
@@ -271,7 +269,7 @@ impl Proxy {
         }
         if config.headers.request_id {
             if let Ok(v) = HeaderValue::from_str(id) {
-                parts.headers.insert(X_KONG_REQUEST_ID.clone(), v);
+                Adding::to(&mut parts).insert(X_KONG_REQUEST_ID.clone(), v);
             }
         }
         let status = parts.status.as_u16();
@@ -720,9 +718,7 @@ impl Proxy {
                     _ => {}
                 }
             }
-            if plain {
-                parts.headers.reserve(RESPONSE_ROOM);
-            } else {
+            if !plain {
                 parts.headers = raw.to_map(RESPONSE_ROOM);
                 parts.extensions.remove::<RawHeaders>();
             }
@@ -754,22 +750,27 @@ impl Proxy {
         if let Some((client, upstream)) = tunnel {
             tokio::spawn(tunnel_upgraded(client, upstream));
         }
-        let h = &mut parts.headers;
-        if config.headers.via {
+        // A kept head has neither `Via` nor `Server` in its (empty) map: what it had, the
+        // look at its lines above found.
+        let via = config.headers.via.then(|| {
             let ours = if h2 {
                 crate::version::VIA_HTTP2
             } else {
                 crate::version::VIA_HTTP1
             };
-            let via = match h.get(VIA).and_then(|v| v.to_str().ok()) {
+            match parts.headers.get(VIA).and_then(|v| v.to_str().ok()) {
                 Some(prior) => HeaderValue::from_str(&format!("{prior}, {ours}")).ok(),
                 None => Some(HeaderValue::from_static(ours)),
-            };
-            if let Some(v) = via {
-                h.insert(VIA, v);
             }
+        });
+        let server =
+            config.headers.server && !upstream_server && !parts.headers.contains_key(SERVER);
+        let status = u64::from(parts.status.as_u16());
+        let mut h = Adding::to(&mut parts);
+        if let Some(v) = via.flatten() {
+            h.insert(VIA, v);
         }
-        if config.headers.server && !upstream_server && !h.contains_key(SERVER) {
+        if server {
             h.insert(SERVER, HeaderValue::from_static(SERVER_TOKEN));
         }
         if config.headers.upstream_latency {
@@ -782,10 +783,7 @@ impl Proxy {
             h.insert(X_KONG_PROXY_LATENCY.clone(), headers::number(proxy_latency));
         }
         if config.headers.upstream_status {
-            h.insert(
-                X_KONG_UPSTREAM_STATUS.clone(),
-                headers::number(u64::from(parts.status.as_u16())),
-            );
+            h.insert(X_KONG_UPSTREAM_STATUS.clone(), headers::number(status));
         }
         let bytes = parts
             .headers

@@ -1,12 +1,15 @@
 //! Response header lines kept as an upstream sent them, so that a proxied answer can be written
 //! to its client without building a header map and encoding it again.
 //!
-//! A response carries them in its extensions, beside the (small) header map of what the
-//! gateway adds. Writing such a response means: the kept lines first, less the hop-by-hop
-//! ones and those whose name the map also holds (the map's values replace them), then the
-//! map. The gateway's own HTTP/1.1 writer does that as it writes; every other path (hyper's
-//! HTTP/1.1 and HTTP/2 servers, plugins that edit response headers) turns the lines into map
-//! entries first with [`RawHeaders::merge_into`], to the same effect.
+//! A response carries them in its extensions, with the short list of headers the gateway adds
+//! on top ([`RawHeaders::set`]; `Via`, `X-Kong-*`, plugins' headers), beside the response's
+//! header map (empty on the proxy's own path). Writing such a response means: the kept lines
+//! first, less the hop-by-hop ones and those whose name the gateway's headers or the map also
+//! hold (their values replace them), then the gateway's headers, then the map. The gateway's
+//! own HTTP/1.1 writer does that as it writes; every other path (hyper's HTTP/1.1 and HTTP/2
+//! servers, plugins that edit response headers) turns the lines into map entries first with
+//! [`RawHeaders::merge_into`], to the same effect. [`Adding`] sets a header on whichever of
+//! the two a response has.
 
 use std::ops::Range;
 
@@ -91,11 +94,13 @@ impl Line {
     }
 }
 
-/// The header lines of a response head, as received.
+/// The header lines of a response head, as received, and the headers set on top of them.
 #[derive(Clone, Debug)]
 pub struct RawHeaders {
     head: Bytes,
     lines: Vec<Line>,
+    /// Set on top of the lines, each name once, in the order first set.
+    added: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl RawHeaders {
@@ -110,7 +115,48 @@ impl RawHeaders {
                 }
             }
         }
-        RawHeaders { head, lines }
+        RawHeaders {
+            head,
+            lines,
+            added: Vec::new(),
+        }
+    }
+
+    /// Sets `name` on top of the lines: written after them, in place of any line of that
+    /// name; a second value for a name replaces the first.
+    pub fn set(&mut self, name: HeaderName, value: HeaderValue) {
+        match self.added.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, v)) => *v = value,
+            None => {
+                if self.added.capacity() == 0 {
+                    // The gateway's own and a rate limiter's headers without growing.
+                    self.added.reserve(10);
+                }
+                self.added.push((name, value));
+            }
+        }
+    }
+
+    /// Sets each of `headers`, whose names differ from one another (they are compared only
+    /// with the names set before).
+    pub fn set_all(&mut self, headers: Vec<(HeaderName, HeaderValue)>) {
+        if self.added.is_empty() {
+            self.added = headers;
+            return;
+        }
+        let before = self.added.len();
+        self.added.reserve(headers.len());
+        for (name, value) in headers {
+            match self.added[..before].iter_mut().find(|(n, _)| *n == name) {
+                Some((_, v)) => *v = value,
+                None => self.added.push((name, value)),
+            }
+        }
+    }
+
+    /// The headers set on top of the lines, in order.
+    pub fn added(&self) -> &[(HeaderName, HeaderValue)] {
+        &self.added
     }
 
     /// The bytes of `range`.
@@ -134,36 +180,62 @@ impl RawHeaders {
             .filter(|(name, _, kind)| overrides.passes(name, *kind))
     }
 
-    /// The size of the lines written before `overrides`, as they travel: `name: value` and
-    /// CRLF.
-    pub fn written_size(&self, overrides: &HeaderMap) -> usize {
-        let overrides = Overrides::of(overrides);
-        self.passing(&overrides)
-            .map(|(name, value, _)| name.len() + 2 + value.len() + 2)
-            .sum()
+    /// The size of what is written before a header map `map`: the lines that pass and the
+    /// headers set on top, as they travel (`name: value` and CRLF).
+    pub fn written_size(&self, map: &HeaderMap) -> usize {
+        let overrides = Overrides::of(&self.added, map);
+        let size = |name: &[u8], value: &[u8]| name.len() + 2 + value.len() + 2;
+        let lines: usize = self
+            .passing(&overrides)
+            .map(|(name, value, _)| size(name, value))
+            .sum();
+        let added: usize = self
+            .added_before(map)
+            .map(|(n, v)| size(n.as_str().as_bytes(), v.as_bytes()))
+            .sum();
+        lines + added
     }
 
-    /// Makes `map` what writing these lines before it would send: the lines that pass first,
-    /// then `map`'s own entries. A line that is not a valid header is left out.
+    /// The headers set on top that are written before `map` (those it does not replace).
+    pub fn added_before<'a>(
+        &'a self,
+        map: &'a HeaderMap,
+    ) -> impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)> + 'a {
+        self.added
+            .iter()
+            .filter(move |(n, _)| map.is_empty() || !map.contains_key(n))
+            .map(|(n, v)| (n, v))
+    }
+
+    /// Makes `map` what writing these lines and headers before it would send: the lines that
+    /// pass first, then the headers set on top, then `map`'s own entries. A line that is not
+    /// a valid header is left out.
     pub fn merge_into(&self, map: &mut HeaderMap) {
-        let mut merged = HeaderMap::with_capacity(self.lines.len() + map.len());
-        let overrides = Overrides::of(map);
+        let mut merged = HeaderMap::with_capacity(self.lines.len() + self.added.len() + map.len());
+        let overrides = Overrides::of(&self.added, map);
         for (name, value, _) in self.passing(&overrides) {
             if let Some((name, value)) = self.entry(name, value) {
                 merged.append(name, value);
             }
         }
+        for (name, value) in &self.added {
+            merged.insert(name.clone(), value.clone());
+        }
         merged.extend(std::mem::take(map));
         *map = merged;
     }
 
-    /// Every line (hop-by-hop ones too) as a header map with room for `room` more entries.
+    /// Every line (hop-by-hop ones too), then the headers set on top, as a header map with
+    /// room for `room` more entries.
     pub fn to_map(&self, room: usize) -> HeaderMap {
-        let mut map = HeaderMap::with_capacity(self.lines.len() + room);
+        let mut map = HeaderMap::with_capacity(self.lines.len() + self.added.len() + room);
         for (name, value, _) in self.iter() {
             if let Some((name, value)) = self.entry(name, value) {
                 map.append(name, value);
             }
+        }
+        for (name, value) in &self.added {
+            map.insert(name.clone(), value.clone());
         }
         map
     }
@@ -176,27 +248,28 @@ impl RawHeaders {
     }
 }
 
-/// The names of a header map written after kept lines, which those lines then leave out.
+/// The names of the headers written after kept lines (those set on top, and a header map),
+/// which those lines then leave out.
 #[derive(Debug)]
 pub struct Overrides<'a> {
     /// The names, when few (they are compared with each line).
     few: [&'a [u8]; 16],
     count: usize,
-    /// The map itself, when it has more names.
-    many: Option<&'a HeaderMap>,
+    /// The headers themselves, when they have more names.
+    many: Option<(&'a [(HeaderName, HeaderValue)], &'a HeaderMap)>,
 }
 
 impl<'a> Overrides<'a> {
-    /// The names of `map`.
-    pub fn of(map: &'a HeaderMap) -> Overrides<'a> {
+    /// The names of `added` and `map`.
+    pub fn of(added: &'a [(HeaderName, HeaderValue)], map: &'a HeaderMap) -> Overrides<'a> {
         let mut few: [&[u8]; 16] = [&[]; 16];
         let mut count = 0;
-        for name in map.keys() {
+        for name in added.iter().map(|(n, _)| n).chain(map.keys()) {
             if count == few.len() {
                 return Overrides {
                     few,
                     count: 0,
-                    many: Some(map),
+                    many: Some((added, map)),
                 };
             }
             few[count] = name.as_str().as_bytes();
@@ -216,12 +289,53 @@ impl<'a> Overrides<'a> {
             return false;
         }
         match self.many {
-            Some(map) => !map
-                .keys()
+            Some((added, map)) => !added
+                .iter()
+                .map(|(n, _)| n)
+                .chain(map.keys())
                 .any(|k| k.as_str().as_bytes().eq_ignore_ascii_case(name)),
             None => !self.few[..self.count]
                 .iter()
                 .any(|k| k.eq_ignore_ascii_case(name)),
+        }
+    }
+}
+
+/// A response's headers, to set some on: on top of its kept lines when it has them, else in
+/// its header map. Either way a name set replaces what the response held under it.
+pub struct Adding<'a> {
+    lines: Option<&'a mut RawHeaders>,
+    map: &'a mut HeaderMap,
+}
+
+impl<'a> Adding<'a> {
+    /// The headers of the response whose head is `parts`.
+    pub fn to(parts: &'a mut http::response::Parts) -> Adding<'a> {
+        Adding {
+            lines: parts.extensions.get_mut::<RawHeaders>(),
+            map: &mut parts.headers,
+        }
+    }
+
+    /// Sets `name` to `value`.
+    pub fn insert(&mut self, name: HeaderName, value: HeaderValue) {
+        match &mut self.lines {
+            Some(lines) => lines.set(name, value),
+            None => {
+                self.map.insert(name, value);
+            }
+        }
+    }
+
+    /// Sets each of `headers`, whose names differ from one another.
+    pub fn insert_all(&mut self, headers: Vec<(HeaderName, HeaderValue)>) {
+        match &mut self.lines {
+            Some(lines) => lines.set_all(headers),
+            None => {
+                for (name, value) in headers {
+                    self.map.insert(name, value);
+                }
+            }
         }
     }
 }
@@ -356,6 +470,75 @@ mod tests {
         assert_eq!(map.len(), 8);
         assert_eq!(map["connection"], "keep-alive");
         assert!(map.capacity() >= 12);
+    }
+
+    #[test]
+    fn headers_set_on_top_replace_lines_and_one_another() {
+        let mut raw = raw();
+        raw.set(
+            HeaderName::from_static("server"),
+            HeaderValue::from_static("kong"),
+        );
+        raw.set(
+            HeaderName::from_static("x-n"),
+            HeaderValue::from_static("1"),
+        );
+        raw.set(
+            HeaderName::from_static("x-n"),
+            HeaderValue::from_static("2"),
+        );
+        let added: Vec<_> = raw
+            .added()
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.to_str().unwrap_or("?")))
+            .collect();
+        assert_eq!(added, [("server", "kong"), ("x-n", "2")]);
+        // Written: every line but `Connection` and the replaced `Server`, then those set.
+        let lines: usize = raw
+            .iter()
+            .filter(|(n, _, _)| *n != b"Connection" && *n != b"Server")
+            .map(|(n, v, _)| n.len() + v.len() + 4)
+            .sum();
+        raw.set_all(vec![
+            (HeaderName::from_static("x-n"), HeaderValue::from_static("2")),
+            (HeaderName::from_static("x-m"), HeaderValue::from_static("4")),
+        ]);
+        let set = "server: kong\r\nx-n: 2\r\nx-m: 4\r\n".len();
+        assert_eq!(raw.written_size(&HeaderMap::new()), lines + set);
+        // A map's name replaces one set on top.
+        let mut map = HeaderMap::new();
+        map.insert("x-n", HeaderValue::from_static("3"));
+        assert_eq!(
+            raw.written_size(&map),
+            lines + "server: kong\r\nx-m: 4\r\n".len()
+        );
+        raw.merge_into(&mut map);
+        assert_eq!(map.get_all("server").iter().collect::<Vec<_>>(), ["kong"]);
+        assert_eq!(map.get_all("x-n").iter().collect::<Vec<_>>(), ["3"]);
+        assert_eq!(map["x-spaced"], "v w");
+        assert_eq!(raw.to_map(0)["server"], "kong");
+    }
+
+    #[test]
+    fn adding_sets_on_the_lines_when_there_are_some_else_in_the_map() {
+        let (mut parts, ()) = http::Response::new(()).into_parts();
+        Adding::to(&mut parts).insert(
+            HeaderName::from_static("via"),
+            HeaderValue::from_static("a"),
+        );
+        assert_eq!(parts.headers["via"], "a");
+        parts.headers.clear();
+        parts.extensions.insert(raw());
+        Adding::to(&mut parts).insert(
+            HeaderName::from_static("via"),
+            HeaderValue::from_static("b"),
+        );
+        assert!(parts.headers.is_empty());
+        let raw = parts.extensions.get::<RawHeaders>().expect("lines");
+        assert_eq!(raw.added().len(), 1);
+        merge(&mut parts.extensions, &mut parts.headers);
+        assert_eq!(parts.headers["via"], "b");
+        assert_eq!(parts.headers["server"], "up");
     }
 
     #[test]

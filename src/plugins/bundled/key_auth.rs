@@ -195,7 +195,10 @@ impl Instance {
                 let mut values = ctx.request.headers.get_all(header).iter();
                 found = match (values.next(), values.next()) {
                     (None, _) => Arg::Absent,
-                    (Some(v), None) => Arg::Text(String::from_utf8_lossy(v.as_bytes()).into()),
+                    (Some(v), None) => Arg::Text(match v.to_str() {
+                        Ok(text) => text.to_owned(),
+                        Err(_) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    }),
                     (Some(_), Some(_)) => Arg::Many,
                 };
             }

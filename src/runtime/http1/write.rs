@@ -11,7 +11,8 @@
 //!
 //! A proxied answer's header lines kept as the upstream sent them
 //! ([`RawHeaders`](crate::runtime::raw_headers::RawHeaders)) are copied out first, less the
-//! hop-by-hop ones and those the response's map replaces; the map follows.
+//! hop-by-hop ones and those the headers set on top of them or the response's map replace;
+//! those headers follow, then the map.
 //!
 //! What is ready is gathered into one write: the head and a body that is already there leave
 //! in one system call; large chunks are written from where they are, not copied.
@@ -239,7 +240,8 @@ fn declare(declared: &mut Option<u64>, bodiless: bool, value: &[u8]) -> bool {
     n.is_some()
 }
 
-/// Encodes the status line and headers (a proxied head's kept lines, then the map) into
+/// Encodes the status line and headers (a proxied head's kept lines and the headers set on
+/// top of them, then the map) into
 /// `out`: how the body is framed, and whether the connection closes after it.
 fn encode_head<B: Body>(
     out: &mut Vec<u8>,
@@ -268,9 +270,11 @@ fn encode_head<B: Body>(
     let mut close = asked.close;
     let (mut declared, mut dated, mut says_close, mut says_keep_alive) =
         (None, false, false, false);
-    // The kept lines of a proxied head, then the map (whose names replace theirs).
+    // The kept lines of a proxied head, the headers set on top of them, then the map (whose
+    // names replace theirs).
+    let mut set = None;
     if let Some(raw) = raw {
-        let overrides = Overrides::of(headers);
+        let overrides = Overrides::of(raw.added(), headers);
         for (name, value, kind) in raw.passing(&overrides) {
             match kind {
                 Kind::ContentLength if !declare(&mut declared, bodiless_status, value) => continue,
@@ -279,8 +283,9 @@ fn encode_head<B: Body>(
             }
             push_header(out, name, value);
         }
+        set = Some(raw.added_before(headers));
     }
-    for (name, value) in headers.iter() {
+    for (name, value) in set.into_iter().flatten().chain(headers.iter()) {
         if *name == CONTENT_LENGTH {
             if !declare(&mut declared, bodiless_status, value.as_bytes()) {
                 continue;
@@ -421,6 +426,7 @@ fn with_date(f: impl FnOnce(&[u8])) {
 mod tests {
     use super::*;
     use crate::runtime::raw_headers::parsed;
+    use http::HeaderName;
     use http_body_util::{Empty, Full};
 
     fn asked() -> Asked {
@@ -532,6 +538,37 @@ mod tests {
         let (text, _) = wire(r, head).await;
         assert!(text.contains("Content-Length: 2\n"), "{text}");
         assert!(!text.contains("\n\nhi"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn headers_set_on_kept_lines_replace_theirs_and_follow_them() {
+        let head = Bytes::from_static(
+            b"HTTP/1.1 200 OK\r\nServer: up\r\nX-RateLimit-Limit-Second: 9\r\nContent-Length: 2\r\n\r\n",
+        );
+        let mut raw = parsed(head);
+        raw.set(
+            HeaderName::from_static("via"),
+            "1.1 kong".parse().expect("value"),
+        );
+        raw.set(
+            HeaderName::from_static("x-ratelimit-limit-second"),
+            1.into(),
+        );
+        raw.set(
+            HeaderName::from_static("x-both"),
+            "lines".parse().expect("value"),
+        );
+        let mut r = Response::new(Full::new(Bytes::from_static(b"hi")));
+        r.extensions_mut().insert(raw);
+        // The map's names replace both the lines' and those set on them.
+        r.headers_mut()
+            .insert("x-both", "map".parse().expect("value"));
+        let (text, keep) = wire(r, asked()).await;
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 OK\nServer: up\nContent-Length: 2\nvia: 1.1 kong\nx-ratelimit-limit-second: 1\nx-both: map\ndate: *\n\nhi"
+        );
+        assert!(keep);
     }
 
     #[tokio::test]
