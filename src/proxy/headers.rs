@@ -263,8 +263,10 @@ impl Overlay {
         if *name == HOST {
             return true;
         }
-        // Every name of the set starts with `x-`; most headers are told apart by that.
-        if !name.as_str().starts_with("x-") {
+        // Every name of the set starts with `x-` and is 9 or 15 to 18 bytes long; most
+        // headers are told apart by that.
+        let text = name.as_str();
+        if !matches!(text.len(), 9 | 15..=18) || !text.starts_with("x-") {
             return false;
         }
         FORWARDED
@@ -469,7 +471,11 @@ mod tests {
         let down = downstream("127.0.0.1", Some("/a"));
         let overlay = upstream_request(&mut h, &down, &Trusted::default(), "backend:8080");
         assert!(overlay.replaces(&HOST) && overlay.replaces(&X_FORWARDED_PROTO));
-        assert!(!overlay.replaces(&HeaderName::from_static("x-other")));
+        // An untrusted client's own values of every name of the set give way.
+        assert!(FORWARDED.iter().all(|n| overlay.replaces(n)));
+        for other in ["x-other", "x-consumer-id", "x-forwarded-fo", "x-forwarded-forx"] {
+            assert!(!overlay.replaces(&HeaderName::from_static(other)), "{other}");
+        }
         let sent: Vec<_> = overlay.headers().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             sent,

@@ -252,34 +252,35 @@ impl RawHeaders {
 /// which those lines then leave out.
 #[derive(Debug)]
 pub struct Overrides<'a> {
-    /// The names, when few (they are compared with each line).
-    few: [&'a [u8]; 16],
-    count: usize,
-    /// The headers themselves, when they have more names.
-    many: Option<(&'a [(HeaderName, HeaderValue)], &'a HeaderMap)>,
+    added: &'a [(HeaderName, HeaderValue)],
+    map: &'a HeaderMap,
+    /// Bit `n` (63 for longer names): some name is `n` bytes long. Most lines are told apart
+    /// by their length alone; the others are compared with each name.
+    lengths: u64,
+}
+
+/// The bit of a name's length in [`Overrides::lengths`].
+fn length_bit(name: &[u8]) -> u64 {
+    1 << name.len().min(63)
 }
 
 impl<'a> Overrides<'a> {
     /// The names of `added` and `map`.
     pub fn of(added: &'a [(HeaderName, HeaderValue)], map: &'a HeaderMap) -> Overrides<'a> {
-        let mut few: [&[u8]; 16] = [&[]; 16];
-        let mut count = 0;
-        for name in added.iter().map(|(n, _)| n).chain(map.keys()) {
-            if count == few.len() {
-                return Overrides {
-                    few,
-                    count: 0,
-                    many: Some((added, map)),
-                };
-            }
-            few[count] = name.as_str().as_bytes();
-            count += 1;
-        }
+        let lengths = Overrides::names(added, map)
+            .fold(0, |bits, name| bits | length_bit(name.as_str().as_bytes()));
         Overrides {
-            few,
-            count,
-            many: None,
+            added,
+            map,
+            lengths,
         }
+    }
+
+    fn names(
+        added: &'a [(HeaderName, HeaderValue)],
+        map: &'a HeaderMap,
+    ) -> impl Iterator<Item = &'a HeaderName> {
+        added.iter().map(|(n, _)| n).chain(map.keys())
     }
 
     /// Whether a line named `name`, of `kind`, is written: not hop-by-hop, and not one of the
@@ -288,16 +289,11 @@ impl<'a> Overrides<'a> {
         if kind.is_hop_by_hop() {
             return false;
         }
-        match self.many {
-            Some((added, map)) => !added
-                .iter()
-                .map(|(n, _)| n)
-                .chain(map.keys())
-                .any(|k| k.as_str().as_bytes().eq_ignore_ascii_case(name)),
-            None => !self.few[..self.count]
-                .iter()
-                .any(|k| k.eq_ignore_ascii_case(name)),
+        if self.lengths & length_bit(name) == 0 {
+            return true;
         }
+        !Overrides::names(self.added, self.map)
+            .any(|k| k.as_str().as_bytes().eq_ignore_ascii_case(name))
     }
 }
 
@@ -450,7 +446,7 @@ mod tests {
     }
 
     #[test]
-    fn many_overrides_are_looked_up_in_their_map() {
+    fn many_overrides_of_any_length_are_all_compared() {
         let mut map = HeaderMap::new();
         for i in 0..20 {
             map.insert(
