@@ -130,7 +130,7 @@ pub struct LogFacts {
     /// Request URI as received (its path and query; see [`LogFacts::uri_text`]).
     pub uri: http::Uri,
     /// The request's headers, kept when a log plugin runs.
-    pub request_headers: Option<HeaderMap>,
+    pub request_headers: Option<Box<HeaderMap>>,
     /// The request body size, when known.
     pub request_size: u64,
     /// The URI sent upstream.
@@ -140,7 +140,7 @@ pub struct LogFacts {
     /// The status sent to the client.
     pub status: u16,
     /// The response headers, kept when a log plugin runs.
-    pub response_headers: Option<HeaderMap>,
+    pub response_headers: Option<Box<HeaderMap>>,
     /// Body bytes sent to the client.
     pub response_size: u64,
     /// Milliseconds from receiving the request to sending it upstream.
@@ -236,7 +236,8 @@ pub struct Ctx {
     credential: Option<Credential>,
     authenticated_groups: Option<Vec<String>>,
     body: Option<Bytes>,
-    pub(crate) exit: Option<Exit>,
+    /// Boxed: rare, and the context stays small to move.
+    pub(crate) exit: Option<Box<Exit>>,
     /// Headers plugins add to the response, each name once (a short list: set in place when
     /// the response is built, no map of its own).
     response_headers: Vec<(HeaderName, HeaderValue)>,
@@ -516,7 +517,7 @@ impl Ctx {
     /// Answers the request with `exit` instead of proxying it. The rest of the access phase is
     /// skipped; header filters and loggers still run.
     pub fn exit(&mut self, exit: Exit) {
-        self.exit = Some(exit);
+        self.exit = Some(Box::new(exit));
     }
 
     /// Kong's `kong.response.error`: `status` with `message` in the format the client's
@@ -668,7 +669,7 @@ impl Ctx {
             "url": url,
             "querystring": querystring(query),
             "method": log.method.as_str(),
-            "headers": headers_json(log.request_headers.as_ref(), true),
+            "headers": headers_json(log.request_headers.as_deref(), true),
             "size": self.request_length(),
         });
         if let Some(tls) = &log.tls {
@@ -684,7 +685,7 @@ impl Ctx {
             "upstream_status": log.upstream_status.map_or_else(String::new, |s| s.to_string()),
             "response": {
                 "status": log.status,
-                "headers": headers_json(log.response_headers.as_ref(), false),
+                "headers": headers_json(log.response_headers.as_deref(), false),
                 "size": self.bytes_sent(),
             },
             "latencies": {
@@ -877,7 +878,7 @@ mod tests {
         ctx.log.uri = uri.parse().expect("uri");
         ctx.log.method = http::Method::GET;
         ctx.log.server_port = 8443;
-        ctx.log.request_headers = Some(ctx.request.headers.clone());
+        ctx.log.request_headers = Some(Box::new(ctx.request.headers.clone()));
         ctx
     }
 

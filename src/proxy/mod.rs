@@ -293,7 +293,7 @@ impl Proxy {
             .map_or(0, |raw| raw.written_size(&parts.headers));
         ctx.log.response_head_size = crate::plugins::ctx::response_head_size(&parts, kept);
         if collected.iter().any(|e| e.plugin.logs()) {
-            ctx.log.response_headers = Some(parts.headers.clone());
+            ctx.log.response_headers = Some(Box::new(parts.headers.clone()));
         }
         let body = PhaseBody::new(body, ctx, collected);
         Response::from_parts(parts, body.boxed())
@@ -384,7 +384,7 @@ impl Proxy {
         let global = snapshot.plugins.global();
         if !global.is_empty() {
             phases::rewrite(global, ctx, *flow.protocol).await?;
-            if let Some(exit) = ctx.exit.take() {
+            if let Some(exit) = ctx.exit.take().map(|e| *e) {
                 return Ok(exit_answer(exit, config, started));
             }
         }
@@ -513,7 +513,7 @@ impl Proxy {
                 }
             }
             phases::access(chain, ctx, *flow.protocol, flow.collected).await?;
-            if let Some(exit) = ctx.exit.take() {
+            if let Some(exit) = ctx.exit.take().map(|e| *e) {
                 return Ok(exit_answer(exit, config, started));
             }
         }
@@ -530,7 +530,7 @@ impl Proxy {
             .filter(|h| Some(*h) != host_header)
             .map(str::to_owned);
         if flow.collected.iter().any(|e| e.plugin.logs()) {
-            ctx.log.request_headers = Some(ctx.request.headers.clone());
+            ctx.log.request_headers = Some(Box::new(ctx.request.headers.clone()));
         }
         // Balancer: the first peer, whose name the upstream Host is built from.
         let route = snapshot

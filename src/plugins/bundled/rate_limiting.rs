@@ -526,7 +526,7 @@ mod tests {
             _ => panic!("the local policy answers at once"),
         }
         let headers = ctx.take_response_headers().into_iter().collect();
-        (ctx.exit.take(), headers)
+        (ctx.exit.take().map(|e| *e), headers)
     }
 
     fn text<'a>(h: &'a HeaderMap, name: &str) -> &'a str {
