@@ -244,7 +244,6 @@ pub struct Ctx {
     shared: HashMap<&'static str, Box<dyn Any + Send + Sync>>,
     serialize_values: Vec<(Vec<String>, Option<Value>)>,
     started: Instant,
-    started_at_ms: u64,
     /// What the log phase reports.
     pub log: LogFacts,
 }
@@ -269,10 +268,6 @@ impl Ctx {
         id: &str,
         started: Instant,
     ) -> Ctx {
-        let started_at_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
-            .saturating_sub(started.elapsed().as_millis() as u64);
         let log = LogFacts {
             request_head_size: request_head_size(&request),
             ..LogFacts::default()
@@ -296,7 +291,6 @@ impl Ctx {
             shared: HashMap::new(),
             serialize_values: Vec::new(),
             started,
-            started_at_ms,
             log,
         }
     }
@@ -335,9 +329,13 @@ impl Ctx {
         self.started
     }
 
-    /// When the request arrived, in milliseconds since the Unix epoch.
+    /// When the request arrived, in milliseconds since the Unix epoch (told from the wall
+    /// clock now, when asked: most requests are never logged with it).
     pub fn started_at_ms(&self) -> u64 {
-        self.started_at_ms
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+            .saturating_sub(self.started.elapsed().as_millis() as u64)
     }
 
     pub(crate) fn set_route(&mut self, route: usize, service: Option<usize>) {
@@ -639,6 +637,7 @@ impl Ctx {
     /// `service` and `request.tls` are left out when there is nothing to say.
     pub fn serialize(&self) -> Value {
         let log = &self.log;
+        let started_at = self.started_at_ms();
         let query = log.uri.query().unwrap_or_default();
         let host = log
             .request_headers
@@ -695,13 +694,13 @@ impl Ctx {
                 "receive": latencies.receive,
             },
             "client_ip": self.client_ip.to_string(),
-            "started_at": self.started_at_ms,
+            "started_at": started_at,
             "source": if self.proxied() { "upstream" } else { "kong" },
             "workspace": DEFAULT_WORKSPACE_ID,
             "workspace_name": "default",
         });
         if let Some((ip, port)) = &log.upstream_addr {
-            let balancer_start = self.started_at_ms + log.proxy_latency.unwrap_or(0);
+            let balancer_start = started_at + log.proxy_latency.unwrap_or(0);
             let mut attempt = json!({
                 "ip": ip,
                 "port": port,

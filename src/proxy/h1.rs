@@ -28,7 +28,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::headers::Overlay;
-use crate::runtime::raw_headers::{Kind, Line, RawHeaders};
+use crate::runtime::raw_headers::{self, Kind, Line, RawHeaders};
 use crate::stream::io::Either;
 
 /// The largest response head accepted (nginx's `proxy_buffer_size` is 4–8 KB; hyper's limit
@@ -240,7 +240,7 @@ impl H1 {
             let mut parts = http::Response::new(()).into_parts().0;
             parts.status = status;
             parts.version = version;
-            parts.extensions.insert(raw);
+            parts.extensions = raw_headers::extensions_with(raw);
             return Ok(Some(Head { parts, body }));
         }
     }

@@ -473,8 +473,16 @@ mod tests {
         assert!(overlay.replaces(&HOST) && overlay.replaces(&X_FORWARDED_PROTO));
         // An untrusted client's own values of every name of the set give way.
         assert!(FORWARDED.iter().all(|n| overlay.replaces(n)));
-        for other in ["x-other", "x-consumer-id", "x-forwarded-fo", "x-forwarded-forx"] {
-            assert!(!overlay.replaces(&HeaderName::from_static(other)), "{other}");
+        for other in [
+            "x-other",
+            "x-consumer-id",
+            "x-forwarded-fo",
+            "x-forwarded-forx",
+        ] {
+            assert!(
+                !overlay.replaces(&HeaderName::from_static(other)),
+                "{other}"
+            );
         }
         let sent: Vec<_> = overlay.headers().map(|(n, _)| n.as_str()).collect();
         assert_eq!(

@@ -240,7 +240,8 @@ impl Proxy {
         // The client is answered in its own protocol version, whatever the upstream spoke (an
         // HTTP/1.0 upstream must not turn the client's keep-alive connection into a 1.0 one).
         parts.version = version;
-        // Moved, not cloned; each name replaces what the upstream sent under it.
+        // Plugins' headers not set yet (on answers the gateway made itself); each name replaces
+        // what the answer held under it.
         Adding::to(&mut parts).insert_all(ctx.take_response_headers());
         let mut body = body;
         if collected
@@ -767,6 +768,9 @@ impl Proxy {
             config.headers.server && !upstream_server && !parts.headers.contains_key(SERVER);
         let status = u64::from(parts.status.as_u16());
         let mut h = Adding::to(&mut parts);
+        // Plugins' headers first (moved, not cloned), then the gateway's, which replace a
+        // plugin's value of the same name as Kong's do.
+        h.insert_all(ctx.take_response_headers());
         if let Some(v) = via.flatten() {
             h.insert(VIA, v);
         }

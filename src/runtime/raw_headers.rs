@@ -11,6 +11,7 @@
 //! [`RawHeaders::merge_into`], to the same effect. [`Adding`] sets a header on whichever of
 //! the two a response has.
 
+use std::cell::RefCell;
 use std::ops::Range;
 
 use bytes::Bytes;
@@ -325,6 +326,9 @@ impl<'a> Adding<'a> {
 
     /// Sets each of `headers`, whose names differ from one another.
     pub fn insert_all(&mut self, headers: Vec<(HeaderName, HeaderValue)>) {
+        if headers.is_empty() {
+            return;
+        }
         match &mut self.lines {
             Some(lines) => lines.set_all(headers),
             None => {
@@ -333,6 +337,37 @@ impl<'a> Adding<'a> {
                 }
             }
         }
+    }
+}
+
+/// Extensions maps a thread keeps for reuse (see [`extensions_with`]).
+const SPARES: usize = 64;
+
+thread_local! {
+    static SPARE: RefCell<Vec<http::Extensions>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Response extensions holding `lines`. The map comes from those the thread's writer gave
+/// back ([`give_back`]) when there is one: a proxied response then costs one allocation (the
+/// lines' box) instead of three.
+pub fn extensions_with(lines: RawHeaders) -> http::Extensions {
+    let mut extensions = SPARE
+        .with(|spare| spare.borrow_mut().pop())
+        .unwrap_or_default();
+    extensions.insert(lines);
+    extensions
+}
+
+/// Keeps a response's extensions for [`extensions_with`] once its lines are taken out (only
+/// an empty map is kept, and only a few).
+pub fn give_back(extensions: http::Extensions) {
+    if extensions.is_empty() {
+        SPARE.with(|spare| {
+            let mut spare = spare.borrow_mut();
+            if spare.len() < SPARES {
+                spare.push(extensions);
+            }
+        });
     }
 }
 
@@ -496,8 +531,14 @@ mod tests {
             .map(|(n, v, _)| n.len() + v.len() + 4)
             .sum();
         raw.set_all(vec![
-            (HeaderName::from_static("x-n"), HeaderValue::from_static("2")),
-            (HeaderName::from_static("x-m"), HeaderValue::from_static("4")),
+            (
+                HeaderName::from_static("x-n"),
+                HeaderValue::from_static("2"),
+            ),
+            (
+                HeaderName::from_static("x-m"),
+                HeaderValue::from_static("4"),
+            ),
         ]);
         let set = "server: kong\r\nx-n: 2\r\nx-m: 4\r\n".len();
         assert_eq!(raw.written_size(&HeaderMap::new()), lines + set);
@@ -535,6 +576,22 @@ mod tests {
         merge(&mut parts.extensions, &mut parts.headers);
         assert_eq!(parts.headers["via"], "b");
         assert_eq!(parts.headers["server"], "up");
+    }
+
+    #[test]
+    fn only_emptied_extensions_are_kept_for_reuse() {
+        // A map still holding something is not kept: the next one holds the lines alone.
+        let mut full = http::Extensions::new();
+        full.insert(7u8);
+        give_back(full);
+        let mut ext = extensions_with(raw());
+        assert_eq!(ext.len(), 1);
+        assert!(ext.get::<u8>().is_none());
+        ext.remove::<RawHeaders>();
+        give_back(ext);
+        let ext = extensions_with(raw());
+        assert_eq!(ext.len(), 1);
+        assert!(ext.get::<RawHeaders>().is_some());
     }
 
     #[test]

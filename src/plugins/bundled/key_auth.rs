@@ -179,13 +179,12 @@ impl Instance {
         } else {
             Bytes::new()
         };
-        let content_type = ctx
-            .request
-            .headers
-            .get(CONTENT_TYPE)
-            .filter(|_| self.in_body)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let content_type = match self.in_body {
+            true => ctx.request.headers.get(CONTENT_TYPE),
+            false => None,
+        }
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
         // Parsed when first needed: `None` not yet, `Some(None)` unsupported or unparsable.
         let mut args: Option<Option<BodyArgs<'_>>> = None;
         let mut key = None;

@@ -30,7 +30,7 @@ use http::{HeaderMap, Response, StatusCode, Version};
 use http_body::{Body, Frame};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::runtime::raw_headers::{Kind, Overrides, RawHeaders};
+use crate::runtime::raw_headers::{self, Kind, Overrides, RawHeaders};
 
 /// Body chunks up to this size are copied next to what is waiting to be written; larger ones
 /// are written from where they are.
@@ -80,6 +80,9 @@ where
     out.clear();
     let (mut parts, body) = response.into_parts();
     let raw = parts.extensions.remove::<RawHeaders>();
+    if raw.is_some() {
+        raw_headers::give_back(std::mem::take(&mut parts.extensions));
+    }
     let (framing, close) = encode_head(
         out,
         parts.status,
