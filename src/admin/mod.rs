@@ -137,7 +137,11 @@ impl Api {
 impl Handler for Api {
     type Body = Body;
 
-    async fn handle(self: Arc<Self>, req: Request<RequestBody>, conn: ConnInfo) -> Response<Body> {
+    async fn handle(
+        self: Arc<Self>,
+        req: Request<RequestBody>,
+        conn: Arc<ConnInfo>,
+    ) -> Response<Body> {
         {
             let started = Instant::now();
             let _in_flight = self.node.counters.request();

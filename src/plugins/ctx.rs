@@ -549,8 +549,9 @@ impl Ctx {
             Some((_, v)) => *v = value,
             None => {
                 if self.response_headers.capacity() == 0 {
-                    // Room for a rate limiting plugin's headers without growing.
-                    self.response_headers.reserve(8);
+                    // Room for a rate limiting plugin's headers and, when they are set on
+                    // kept upstream lines, the gateway's own, without growing.
+                    self.response_headers.reserve(12);
                 }
                 self.response_headers.push((name, value));
             }

@@ -25,7 +25,6 @@ use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 
 use super::error::ProxyError;
-use super::h1;
 use super::headers::Overlay;
 use super::pool::{Conn, PeerRef, Pool, PooledBody, Returning, Sender};
 use super::upstream::{dial, Keepalive, TlsProfile, UpstreamBody};
@@ -184,7 +183,7 @@ pub async fn send(
     pool: &Arc<Pool>,
     keepalive: Keepalive,
     mut head: http::request::Parts,
-    overlay: Overlay,
+    overlay: &mut Overlay,
     body: Outgoing,
     target: &Target<'_>,
     peers: &mut Peers,
@@ -355,14 +354,12 @@ async fn send_own(
     pool: &Arc<Pool>,
     keepalive: Keepalive,
     head: http::request::Parts,
-    mut overlay: Overlay,
+    overlay: &mut Overlay,
     body: Bytes,
     target: &Target<'_>,
     peers: &mut Peers,
 ) -> Result<Upstream, ProxyError> {
     let idempotent = idempotent(&head.method);
-    let mut encoded = Vec::new();
-    h1::encode(&head, &overlay, &body, &mut encoded);
     let t = target.timeouts;
     let mut tries = 0u32;
     // The first peer was chosen by the caller (it built the request's Host from it).
@@ -376,7 +373,6 @@ async fn send_own(
                 let c = peers.chosen();
                 if let Ok(v) = http::HeaderValue::from_str(&target.host.host(c.hostname, c.port)) {
                     overlay.host = Some(v);
-                    h1::encode(&head, &overlay, &body, &mut encoded);
                 }
             }
         }
@@ -399,7 +395,7 @@ async fn send_own(
         // Sending and waiting for the response head are bounded together by the read timeout
         // (the body is written at once).
         let exchange = async {
-            h1.write(&encoded).await?;
+            h1.send(&head, overlay, &body).await?;
             h1.read_head(&head.method).await.map_err(|e| (e, true))
         };
         let failure = match tokio::time::timeout(t.read, exchange).await {

@@ -74,6 +74,8 @@ pub enum H1Error {
 pub struct H1 {
     io: Io,
     buf: BytesMut,
+    /// The request being sent, encoded (kept for the next one).
+    out: Vec<u8>,
 }
 
 /// How a response body is delimited.
@@ -127,6 +129,7 @@ impl H1 {
         H1 {
             io,
             buf: BytesMut::new(),
+            out: Vec::new(),
         }
     }
 
@@ -155,17 +158,21 @@ impl H1 {
             .is_pending()
     }
 
+    /// Sends the request `head` with `overlay` and `body` ([`encode`]); on failure, says
+    /// whether any byte left.
+    pub async fn send(
+        &mut self,
+        head: &http::request::Parts,
+        overlay: &Overlay,
+        body: &[u8],
+    ) -> Result<(), (H1Error, bool)> {
+        encode(head, overlay, body, &mut self.out);
+        write_all(&mut self.io, &self.out).await
+    }
+
     /// Writes `request` (head and body, encoded); on failure, says whether any byte left.
     pub async fn write(&mut self, request: &[u8]) -> Result<(), (H1Error, bool)> {
-        let mut written = 0;
-        while written < request.len() {
-            match self.io.write(&request[written..]).await {
-                Ok(0) => return Err((H1Error::Closed, written > 0)),
-                Ok(n) => written += n,
-                Err(e) => return Err((e.into(), written > 0)),
-            }
-        }
-        self.io.flush().await.map_err(|e| (e.into(), true))
+        write_all(&mut self.io, request).await
     }
 
     /// Reads the response head (skipping interim 1xx answers) for a request made with
@@ -486,6 +493,19 @@ fn chunk_size(line: &[u8]) -> Result<u64, H1Error> {
     }
     let text = std::str::from_utf8(digits).map_err(|_| H1Error::Invalid("invalid chunk size"))?;
     u64::from_str_radix(text, 16).map_err(|_| H1Error::Invalid("invalid chunk size"))
+}
+
+/// Writes all of `request` to `io`; on failure, says whether any byte left.
+async fn write_all(io: &mut Io, request: &[u8]) -> Result<(), (H1Error, bool)> {
+    let mut written = 0;
+    while written < request.len() {
+        match io.write(&request[written..]).await {
+            Ok(0) => return Err((H1Error::Closed, written > 0)),
+            Ok(n) => written += n,
+            Err(e) => return Err((e.into(), written > 0)),
+        }
+    }
+    io.flush().await.map_err(|e| (e.into(), true))
 }
 
 /// Encodes the request `head` with its whole `body` into `out`: the request line in origin

@@ -286,22 +286,22 @@ impl Overlay {
     }
 
     /// Sets the overlay in `h`, for a client that sends a header map.
-    pub fn apply(self, h: &mut HeaderMap) {
-        match self.host {
+    pub fn apply(&self, h: &mut HeaderMap) {
+        match &self.host {
             Some(host) => {
-                h.insert(HOST, host);
+                h.insert(HOST, host.clone());
             }
             None => {
                 h.remove(HOST);
             }
         }
-        for (i, (name, value)) in FORWARDED.iter().zip(self.values).enumerate() {
+        for (i, (name, value)) in FORWARDED.iter().zip(&self.values).enumerate() {
             if self.replaced & (1 << i) == 0 {
                 continue;
             }
             match value {
                 Some(v) => {
-                    h.insert(*name, v);
+                    h.insert(*name, v.clone());
                 }
                 None => {
                     h.remove(*name);

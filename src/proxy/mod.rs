@@ -145,11 +145,12 @@ impl Proxy {
     }
 
     async fn answer(
-        &self,
+        self: Arc<Self>,
         mut req: Request<RequestBody>,
-        conn: ConnInfo,
+        conn: Arc<ConnInfo>,
         started: Instant,
     ) -> Response<ProxyBody> {
+        let _in_flight = self.node.counters.request();
         let config = self.node.config.load_full();
         let snapshot = self.node.snapshot.load_full();
         let id = crate::request_id::generate();
@@ -687,7 +688,13 @@ impl Proxy {
         let keepalive = snapshot.upstreams.keepalive;
         ctx.log.proxy_latency = Some(proxy_latency);
         let mut resp = forward::send(
-            &self.pool, keepalive, head, overlay, outgoing, &target, &mut peers,
+            &self.pool,
+            keepalive,
+            head,
+            &mut overlay,
+            outgoing,
+            &target,
+            &mut peers,
         )
         .await?;
         let upstream_latency = sent.elapsed().as_millis() as u64;
@@ -1026,13 +1033,10 @@ impl Handler for Proxy {
     fn handle(
         self: Arc<Self>,
         req: Request<RequestBody>,
-        conn: ConnInfo,
+        conn: Arc<ConnInfo>,
     ) -> impl std::future::Future<Output = Response<Self::Body>> + Send + 'static {
-        let started = Instant::now();
-        async move {
-            let _in_flight = self.node.counters.request();
-            self.answer(req, conn, started).await
-        }
+        // The request's future is `answer`'s own: no wrapper to move the request into first.
+        self.answer(req, conn, Instant::now())
     }
 
     fn connection(&self, opened: bool) {

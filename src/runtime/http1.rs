@@ -65,7 +65,7 @@ pub struct Handoff<IO> {
 pub async fn serve<IO, H>(
     mut io: IO,
     first: &[u8],
-    conn: &ConnInfo,
+    conn: &Arc<ConnInfo>,
     handler: &Arc<H>,
     limits: &ClientLimits,
     mut draining: watch::Receiver<bool>,

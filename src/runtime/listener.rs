@@ -87,7 +87,7 @@ pub trait Handler: Send + Sync + 'static {
     fn handle(
         self: Arc<Self>,
         req: Request<RequestBody>,
-        conn: ConnInfo,
+        conn: Arc<ConnInfo>,
     ) -> impl Future<Output = Response<Self::Body>> + Send + 'static;
 
     /// Called when a connection is accepted and when it ends (for `/status` counters).
@@ -281,7 +281,7 @@ async fn serve<H: Handler>(
     let verdict = Verdict::default();
     // The connection's service: the request the guard refused, if any, gets the handler's
     // refusal; every other request goes to the handler.
-    let service = |conn: ConnInfo| {
+    let service = |conn: Arc<ConnInfo>| {
         let handler = handler.clone();
         let verdict = verdict.clone();
         let served = AtomicU64::new(0);
@@ -320,6 +320,8 @@ async fn serve<H: Handler>(
             };
             conn.sni = stream.get_ref().1.server_name().map(Arc::from);
             conn.tls_params = tls_params(stream.get_ref().1);
+            // Shared by the connection's requests from here on.
+            let conn = Arc::new(conn);
             let result = match stream.get_ref().1.alpn_protocol() == Some(b"h2") {
                 true => serve_http2(stream, service(conn.clone()), &limits, draining).await,
                 false => {
@@ -344,6 +346,7 @@ async fn serve<H: Handler>(
                 },
                 false => (false, Vec::new()),
             };
+            let conn = Arc::new(conn);
             let result = match h2 {
                 true => {
                     let io = Guarded::open(stream, &first);
@@ -370,7 +373,7 @@ async fn serve<H: Handler>(
 async fn own_loop<IO, H>(
     io: IO,
     first: Vec<u8>,
-    conn: &ConnInfo,
+    conn: &Arc<ConnInfo>,
     handler: &Arc<H>,
     limits: &ClientLimits,
     draining: &watch::Receiver<bool>,
