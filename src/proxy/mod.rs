@@ -159,7 +159,10 @@ impl Proxy {
         // Only what the log and an error answer may need; header values are reference-counted,
         // so keeping them costs no copy.
         let kept = |name| req.headers().get(name).cloned();
-        let (referer, user_agent) = (kept(http::header::REFERER), kept(http::header::USER_AGENT));
+        let (referer, user_agent) = match self.node.logs.load().proxy.is_off() {
+            true => (None, None),
+            false => (kept(http::header::REFERER), kept(http::header::USER_AGENT)),
+        };
         let (accept, content_type) = (kept(http::header::ACCEPT), kept(http::header::CONTENT_TYPE));
         let trusted = self.trusted(&config);
         // A WebSocket (or other) upgrade asked by an HTTP/1.1 client: the client side of the

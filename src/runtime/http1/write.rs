@@ -544,6 +544,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn kept_lines_are_copied_as_they_came_or_rewritten_when_spaced_otherwise() {
+        let head = Bytes::from_static(
+            b"HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC :  3 \r\nD:4\nE: 5\r\nConnection: x\r\nF: 6\r\nContent-Length: 2\r\n\r\n",
+        );
+        let mut r = Response::new(Full::new(Bytes::from_static(b"hi")));
+        r.extensions_mut().insert(parsed(head));
+        let (text, _) = wire(r, asked()).await;
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 OK\nA: 1\nB: 2\nC: 3\nD: 4\nE: 5\nF: 6\nContent-Length: 2\ndate: *\n\nhi"
+        );
+    }
+
+    #[tokio::test]
     async fn headers_set_on_kept_lines_replace_theirs_and_follow_them() {
         let head = Bytes::from_static(
             b"HTTP/1.1 200 OK\r\nServer: up\r\nX-RateLimit-Limit-Second: 9\r\nContent-Length: 2\r\n\r\n",
