@@ -16,8 +16,11 @@ use super::super::guard::{content_length, HeadLimits};
 
 /// Most headers parsed on the stack; a head with more goes to hyper.
 const MAX_HEADERS: usize = 100;
-/// Header slots reserved past the request's own.
-const ROOM: usize = 16;
+/// Header slots reserved past the request's own: room for an authenticated consumer's
+/// headers (`X-Consumer-*`, `X-Credential-Identifier`) without growing. The forwarding
+/// headers the proxy adds are not in the map (see `proxy::headers::Overlay`), and a small map
+/// keeps its allocation on the allocator's small-object path.
+const ROOM: usize = 6;
 
 /// Where the head at the start of a buffer ends.
 #[derive(Debug, PartialEq, Eq)]
@@ -94,8 +97,7 @@ pub fn parse(head: &Bytes) -> Option<Plain> {
     };
     let (mut close, mut keep_alive_asked) = (false, false);
     let mut body = None;
-    // Room for what the proxy adds upstream (`X-Forwarded-*`, `X-Real-IP`, `Via`, ...), so
-    // the map does not grow on the way.
+    // Room for what plugins add upstream, so the map does not grow on the way.
     let mut headers = HeaderMap::with_capacity(parsed.headers.len() + ROOM);
     for h in parsed.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
