@@ -53,6 +53,13 @@ pub struct Peer {
     tls: Option<(u64, Box<str>)>,
     h2: bool,
     streamed: bool,
+    /// Its [`peer_hash`], made once for all the connection's returns to the pool.
+    hash: u64,
+}
+
+/// Where `peer`'s connections are kept in the pool.
+fn peer_hash(peer: &PeerRef<'_>) -> u64 {
+    foldhash::fast::FixedState::default().hash_one(peer)
 }
 
 impl Peer {
@@ -64,6 +71,7 @@ impl Peer {
             tls: peer.tls.map(|(id, sni)| (id, sni.into())),
             h2: peer.h2,
             streamed: peer.streamed,
+            hash: peer_hash(&peer),
         }
     }
 
@@ -134,7 +142,6 @@ type Shard = Mutex<HashMap<u64, Vec<Idle>>>;
 /// The node's upstream connection pool.
 pub struct Pool {
     shards: Box<[Shard]>,
-    hasher: foldhash::fast::FixedState,
 }
 
 impl std::fmt::Debug for Pool {
@@ -147,7 +154,6 @@ impl Default for Pool {
     fn default() -> Self {
         Pool {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            hasher: foldhash::fast::FixedState::default(),
         }
     }
 }
@@ -158,10 +164,6 @@ impl Pool {
         Arc::new(Pool::default())
     }
 
-    fn hash(&self, peer: &PeerRef<'_>) -> u64 {
-        self.hasher.hash_one(peer)
-    }
-
     fn shard(&self, hash: u64) -> std::sync::MutexGuard<'_, HashMap<u64, Vec<Idle>>> {
         let shard = &self.shards[(hash as usize) % self.shards.len()];
         // A panic while holding the lock cannot leave the map inconsistent (single push/pop).
@@ -170,7 +172,7 @@ impl Pool {
 
     /// A live idle connection to `peer`, if the pool has one younger than the idle timeout.
     pub fn checkout(&self, peer: PeerRef<'_>, keepalive: &Keepalive) -> Option<Conn> {
-        let hash = self.hash(&peer);
+        let hash = peer_hash(&peer);
         let mut shard = self.shard(hash);
         let list = shard.get_mut(&hash)?;
         let max_idle = Duration::from_secs(keepalive.idle_timeout);
@@ -212,7 +214,7 @@ impl Pool {
         if keepalive.pool_size == 0 {
             return;
         }
-        let hash = self.hash(&conn.peer.as_ref());
+        let hash = conn.peer.hash;
         let mut shard = self.shard(hash);
         let list = shard.entry(hash).or_default();
         list.retain(|c| !c.sender.is_closed());
@@ -238,7 +240,7 @@ impl Pool {
         {
             return;
         }
-        let hash = self.hash(&conn.peer.as_ref());
+        let hash = conn.peer.hash;
         let mut shard = self.shard(hash);
         let list = shard.entry(hash).or_default();
         if list.len() >= keepalive.pool_size {
