@@ -7,6 +7,10 @@
 //! never per request.
 //!
 //! ```text
+//!   TLS handshake (proxy TLS listeners)
+//!        │
+//!   certificate ···· global plugins only, before the certificate is chosen;
+//!        │           a failure aborts the handshake
 //!   client request
 //!        │
 //!   rewrite ········ global plugins only (no route known yet)
@@ -75,9 +79,23 @@ pub enum Step<'a> {
     Wait(BoxFuture<'a, Result<(), PluginError>>),
 }
 
+/// What the `certificate` phase knows of a TLS handshake in progress.
+#[derive(Debug, Clone, Copy)]
+pub struct Handshake<'a> {
+    /// The server name the client asked for (SNI), lower-cased; `None` when it sent none.
+    pub server_name: Option<&'a str>,
+}
+
 /// A configured plugin instance. Every phase has a no-op default; a plugin implements the
 /// phases it needs. See the module docs for the order.
 pub trait Plugin: Send + Sync + 'static {
+    /// During a TLS handshake on a proxy listener, before the certificate is chosen; called for
+    /// global instances only (nothing of the request is known yet), and only for plugins whose
+    /// [`Plugin::handles_certificate`] holds. An error aborts the handshake. Must not block.
+    fn certificate(&self, _handshake: &Handshake<'_>) -> Result<(), PluginError> {
+        Ok(())
+    }
+
     /// Before routing; called for global instances only.
     fn rewrite<'a>(&'a self, _ctx: &'a mut Ctx) -> Result<Step<'a>, PluginError> {
         Ok(Step::Done)
@@ -113,6 +131,11 @@ pub trait Plugin: Send + Sync + 'static {
     /// After the response was sent (or failed). Must not block: loggers hand entries to a
     /// bounded queue.
     fn log(&self, _ctx: &Ctx) {}
+
+    /// Whether `certificate` does anything: it is called only then.
+    fn handles_certificate(&self) -> bool {
+        false
+    }
 
     /// Whether `header_filter` does anything: it is called only then, and the upstream's header
     /// lines are otherwise passed on as they came instead of through a header map.

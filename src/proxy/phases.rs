@@ -13,7 +13,7 @@ use http_body::{Body, Frame, SizeHint};
 
 use super::error::ProxyError;
 use super::{BoxError, ProxyBody};
-use crate::plugins::{Chain, Ctx, Entry, PluginError, Step};
+use crate::plugins::{Chain, Ctx, Entry, Handshake, PluginError, Step};
 use crate::router::Protocol;
 
 fn failed(entry: &Entry, phase: &str, error: &PluginError) -> ProxyError {
@@ -40,6 +40,29 @@ impl<F: Future + Unpin> Future for CatchUnwind<F> {
             Err(_) => Poll::Ready(Err(())),
         }
     }
+}
+
+/// Runs the `certificate` phase of the global plugins that have one for a handshake on a TLS
+/// listener; false when one failed (or panicked): the handshake is then aborted.
+pub fn certificate(global: &Chain, handshake: &Handshake<'_>) -> bool {
+    let tls = |e: &Entry| e.runs_on(Protocol::Https) || e.runs_on(Protocol::Grpcs);
+    for entry in global.slots().iter().filter_map(|s| s.base()) {
+        if !entry.plugin.handles_certificate() || !tls(entry) {
+            continue;
+        }
+        match std::panic::catch_unwind(AssertUnwindSafe(|| entry.plugin.certificate(handshake))) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                failed(entry, "certificate", &e);
+                return false;
+            }
+            Err(_) => {
+                panicked(entry, "certificate");
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// Runs `phase` of `entry` (rewrite or access), awaiting its I/O if it has any.
