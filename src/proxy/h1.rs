@@ -69,6 +69,9 @@ pub enum H1Error {
     Invalid(&'static str),
 }
 
+/// The largest encode buffer a connection keeps between requests.
+const KEPT_OUT: usize = 64 * 1024;
+
 /// An HTTP/1.1 connection to an upstream and the bytes read from it but not yet used.
 #[derive(Debug)]
 pub struct H1 {
@@ -167,7 +170,18 @@ impl H1 {
         body: &[u8],
     ) -> Result<(), (H1Error, bool)> {
         encode(head, overlay, body, &mut self.out);
-        write_all(&mut self.io, &self.out).await
+        let sent = write_all(&mut self.io, &self.out).await;
+        if self.out.capacity() > KEPT_OUT {
+            // A large buffered body is not kept for as long as the connection is pooled.
+            self.out = Vec::new();
+        }
+        sent
+    }
+
+    /// The capacity of the encode buffer the connection keeps (for tests).
+    #[cfg(test)]
+    fn kept_out(&self) -> usize {
+        self.out.capacity()
     }
 
     /// Writes `request` (head and body, encoded); on failure, says whether any byte left.
@@ -594,6 +608,35 @@ mod tests {
         let mut head = h1.read_head(&method).await?;
         let data = body(h1, &mut head.body).await?;
         Ok((head, data))
+    }
+
+    #[tokio::test]
+    async fn the_encode_buffer_is_kept_for_small_requests_only() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            let mut buf = vec![0; 64 * 1024];
+            // Reads everything sent, until the client closes.
+            while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+        });
+        let mut h1 = H1::new(Either::Left(
+            TcpStream::connect(addr).await.expect("connect"),
+        ));
+        let (head, ()) = http::Request::new(()).into_parts();
+        let overlay = Overlay::host(http::HeaderValue::from_static("h"));
+        h1.send(&head, &overlay, b"small")
+            .await
+            .map_err(|(e, _)| e)
+            .expect("sent");
+        let kept = h1.kept_out();
+        assert!(kept > 0 && kept <= KEPT_OUT, "{kept}");
+        let large = vec![b'x'; 4 * KEPT_OUT];
+        h1.send(&head, &overlay, &large)
+            .await
+            .map_err(|(e, _)| e)
+            .expect("sent");
+        assert_eq!(h1.kept_out(), 0);
     }
 
     #[tokio::test]
