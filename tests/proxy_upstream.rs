@@ -41,9 +41,12 @@ fn expose(kong: &Kong, service: Value, path: &str) {
     assert!(live, "route {path} never became live");
 }
 
-/// Serves requests on `io` in order, each with the bytes `answer` gives for its path, keeping
-/// the connection open between answers unless `answer` says to close after one.
-async fn answer_by_path(mut io: Box<dyn Io>, answer: impl Fn(&str) -> (&'static [u8], bool)) {
+/// Answers for paths: the bytes each path gets (others a 404).
+type Answers = &'static [(&'static str, &'static [u8])];
+
+/// Serves requests on `io` in order, each with the bytes `answers` lists for its path, keeping
+/// the connection open between answers except after a path in `closing`.
+async fn answer_by_path(mut io: Box<dyn Io>, answers: Answers, closing: &'static [&'static str]) {
     let mut got = Vec::new();
     let mut buf = vec![0u8; 8192];
     loop {
@@ -56,15 +59,24 @@ async fn answer_by_path(mut io: Box<dyn Io>, answer: impl Fn(&str) -> (&'static 
         };
         let head = String::from_utf8_lossy(&got[..end]).into_owned();
         got.drain(..end + 4);
-        let (bytes, close) = answer(head.split(' ').nth(1).unwrap_or_default());
+        let path = head.split(' ').nth(1).unwrap_or_default();
+        let bytes = answers.iter().find(|(p, _)| *p == path).map_or(
+            &b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n"[..],
+            |(_, a)| *a,
+        );
         if io.write_all(bytes).await.is_err() {
             return;
         }
-        if close {
+        if closing.contains(&path) {
             let _ = io.shutdown().await;
             return;
         }
     }
+}
+
+/// A plain upstream serving [`answer_by_path`] on every connection.
+fn by_path(answers: Answers, closing: &'static [&'static str]) -> Server {
+    server(None, move |io, _| answer_by_path(io, answers, closing))
 }
 
 /// A server task on the shared runtime, stopped when dropped.
@@ -753,20 +765,16 @@ fn a_client_stalling_a_streamed_body_gets_408() {
 fn every_upstream_response_framing_reaches_the_client_intact() {
     // A hand-written upstream answering by path, keeping its connection open between answers
     // except where the answer is delimited by closing.
-    let up = server(None, |io, _| {
-        answer_by_path(io, |path| {
-            let answer: &[u8] = match path {
-                    "/chunked" => b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nx-trailer: t\r\n\r\n",
-                    "/continue" => b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
-                    "/empty" => b"HTTP/1.1 204 No Content\r\nx-empty: yes\r\n\r\n",
-                    "/head" => b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n",
-                    "/close" => b"HTTP/1.0 200 OK\r\n\r\nuntil the end",
-                    _ => b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n",
-                };
-            // The close-delimited answer ends its connection.
-            (answer, path == "/close")
-        })
-    });
+    let up = by_path(
+        &[
+            ("/chunked", b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nx-trailer: t\r\n\r\n"),
+            ("/continue", b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"),
+            ("/empty", b"HTTP/1.1 204 No Content\r\nx-empty: yes\r\n\r\n"),
+            ("/head", b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n"),
+            ("/close", b"HTTP/1.0 200 OK\r\n\r\nuntil the end"),
+        ],
+        &["/close"],
+    );
     let kong = Kong::start("");
     expose(
         &kong,
@@ -826,18 +834,15 @@ fn tls_upstream_connections_are_kept_alive_too() {
 fn upstream_header_lines_reach_http1_and_http2_clients_alike() {
     // Answers by path with header lines in the upstream's own case and order, hop-by-hop ones
     // among them.
-    let up = server(None, |io, _| {
-        answer_by_path(io, |path| {
-            let answer: &[u8] = match path {
-                    "/plain" => b"HTTP/1.1 200 OK\r\nServer: up/1\r\nContent-Length: 2\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-Mixed-Case: Yes\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-Kong-Upstream-Latency: 999999\r\nProxy-Connection: x\r\n\r\nok",
-                    "/via" => b"HTTP/1.1 200 OK\r\nVia: 1.1 edge\r\nContent-Length: 2\r\n\r\nok",
-                    "/named" => b"HTTP/1.1 200 OK\r\nConnection: x-secret\r\nX-Secret: 1\r\nX-Kept: 1\r\nContent-Length: 2\r\n\r\nok",
-                    "/both" => b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
-                    _ => b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n",
-                };
-            (answer, false)
-        })
-    });
+    let up = by_path(
+        &[
+            ("/plain", b"HTTP/1.1 200 OK\r\nServer: up/1\r\nContent-Length: 2\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-Mixed-Case: Yes\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-Kong-Upstream-Latency: 999999\r\nProxy-Connection: x\r\n\r\nok"),
+            ("/via", b"HTTP/1.1 200 OK\r\nVia: 1.1 edge\r\nContent-Length: 2\r\n\r\nok"),
+            ("/named", b"HTTP/1.1 200 OK\r\nConnection: x-secret\r\nX-Secret: 1\r\nX-Kept: 1\r\nContent-Length: 2\r\n\r\nok"),
+            ("/both", b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"),
+        ],
+        &[],
+    );
     let port = crate::support::kong::free_port();
     let kong = Kong::start(&format!("proxy_listen = 127.0.0.1:{port} http2"));
     service_with_route(

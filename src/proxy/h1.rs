@@ -184,8 +184,10 @@ impl H1 {
         self.out.capacity()
     }
 
-    /// Writes `request` (head and body, encoded); on failure, says whether any byte left.
-    pub async fn write(&mut self, request: &[u8]) -> Result<(), (H1Error, bool)> {
+    /// Writes `request` (head and body, encoded); on failure, says whether any byte left
+    /// (for tests, which send requests as they are written).
+    #[cfg(test)]
+    async fn write(&mut self, request: &[u8]) -> Result<(), (H1Error, bool)> {
         write_all(&mut self.io, request).await
     }
 
