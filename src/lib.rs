@@ -21,6 +21,7 @@
 
 pub mod admin;
 pub mod allocations;
+pub mod allocator;
 pub mod balancer;
 pub mod cli;
 pub mod config;

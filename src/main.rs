@@ -4,16 +4,16 @@
 /// (`POST /config`, reloads of large files) on whichever worker thread runs the request, and
 /// glibc's per-thread arenas kept such bursts as resident memory that later loads did not
 /// reuse (RSS grew by the configuration's size with every load). mimalloc reuses and returns
-/// freed pages across threads.
+/// freed pages across threads. (Called as `allocator` says, not through its aligned API.)
 #[cfg(not(feature = "count-allocations"))]
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: kong::allocator::Mimalloc = kong::allocator::Mimalloc;
 
 /// With `count-allocations`, the same allocator, counting every allocation for `/status`.
 #[cfg(feature = "count-allocations")]
 #[global_allocator]
-static ALLOCATOR: kong::allocations::Counting<mimalloc::MiMalloc> =
-    kong::allocations::Counting(mimalloc::MiMalloc);
+static ALLOCATOR: kong::allocations::Counting<kong::allocator::Mimalloc> =
+    kong::allocations::Counting(kong::allocator::Mimalloc);
 
 fn main() {
     let code = match kong::cli::run() {
