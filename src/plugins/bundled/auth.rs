@@ -91,9 +91,9 @@ pub(super) fn run(
     }
 }
 
-/// The consumer that owns `credential`, if it exists.
-pub(super) fn consumer_of(ctx: &Ctx, credential: &Doc) -> Option<Arc<Doc>> {
-    let id = credential.get("consumer")?.get("id")?.as_str()?;
+/// The consumer that owns the credential of `record`, if it exists.
+pub(super) fn consumer_of(ctx: &Ctx, record: &Credential) -> Option<Arc<Doc>> {
+    let id = record.consumer_id.as_deref()?;
     ctx.snapshot().index.get("consumers", id).cloned()
 }
 

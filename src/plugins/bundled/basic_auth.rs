@@ -157,12 +157,12 @@ impl Instance {
         if !password_matches(&credential, &password) {
             return Err(denied());
         }
-        let consumer = auth::consumer_of(ctx, &credential).ok_or_else(denied)?;
         let username = credential
             .get("username")
             .and_then(Value::as_str)
             .unwrap_or_default();
         let record = auth::credential(&credential, username);
+        let consumer = auth::consumer_of(ctx, &record).ok_or_else(denied)?;
         ctx.authenticate(consumer, Some(record));
         Ok(())
     }

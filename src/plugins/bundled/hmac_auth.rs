@@ -284,7 +284,8 @@ impl Instance {
         if self.validate_request_body && !self.body_matches(ctx) {
             return Err(self.unauthorized(NOT_SAME));
         }
-        let Some(consumer) = auth::consumer_of(ctx, &credential) else {
+        let record = auth::credential(&credential, &params.username);
+        let Some(consumer) = auth::consumer_of(ctx, &record) else {
             tracing::error!(username = %params.username, "hmac-auth credential without consumer");
             return Err(Denied {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -292,7 +293,6 @@ impl Instance {
                 challenge: None,
             });
         };
-        let record = auth::credential(&credential, &params.username);
         ctx.authenticate(consumer, Some(record));
         Ok(())
     }

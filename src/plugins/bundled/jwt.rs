@@ -303,7 +303,8 @@ impl Instance {
                 challenge: Some(self.invalid_token.clone()),
             });
         }
-        let Some(consumer) = auth::consumer_of(ctx, &secret) else {
+        let record = auth::credential(&secret, text("key").unwrap_or_default());
+        let Some(consumer) = auth::consumer_of(ctx, &record) else {
             return Err(Denied {
                 status: StatusCode::UNAUTHORIZED,
                 body: DeniedBody::Json(
@@ -312,7 +313,6 @@ impl Instance {
                 challenge: None,
             });
         };
-        let record = auth::credential(&secret, text("key").unwrap_or_default());
         ctx.authenticate(consumer, Some(record));
         // Kong's `kong.ctx.shared.authenticated_jwt_token`, for later plugins.
         ctx.set_shared("authenticated_jwt_token", token);

@@ -156,6 +156,22 @@ fn without_query_arg(uri: &Uri, name: &str) -> Option<Uri> {
     Uri::from_parts(parts).ok()
 }
 
+/// A key as found: a header's value (text, checked), or text from the query or the body.
+enum Key {
+    Header(HeaderValue),
+    Text(String),
+}
+
+impl Key {
+    fn as_str(&self) -> &str {
+        match self {
+            // Only text values are kept (`to_str` succeeded when it was found).
+            Key::Header(v) => v.to_str().unwrap_or_default(),
+            Key::Text(t) => t,
+        }
+    }
+}
+
 /// Parses the body into `slot` unless done already.
 fn parse_once<'b>(
     slot: &mut Option<Option<BodyArgs<'b>>>,
@@ -190,73 +206,81 @@ impl Instance {
         let mut key = None;
         for (name, header) in &self.key_names {
             let mut found = Arg::Absent;
+            // A header's text value is kept as the value itself (no copy).
+            let mut in_header = None;
             if self.in_header {
                 let mut values = ctx.request.headers.get_all(header).iter();
-                found = match (values.next(), values.next()) {
-                    (None, _) => Arg::Absent,
-                    (Some(v), None) => Arg::Text(match v.to_str() {
-                        Ok(text) => text.to_owned(),
-                        Err(_) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    }),
-                    (Some(_), Some(_)) => Arg::Many,
-                };
-            }
-            if found == Arg::Absent && self.in_query {
-                found = query_arg(ctx.request.uri.query().unwrap_or_default(), name);
-            }
-            if found == Arg::Absent && self.in_body {
-                parse_once(&mut args, content_type.as_deref(), &body);
-                found = args
-                    .as_ref()
-                    .and_then(Option::as_ref)
-                    .map_or(Arg::Absent, |a| a.get(name));
-            }
-            match found {
-                Arg::Text(value) => {
-                    if self.hide_credentials {
-                        if let Some(uri) = without_query_arg(&ctx.request.uri, name) {
-                            ctx.request.uri = uri;
+                match (values.next(), values.next()) {
+                    (None, _) => {}
+                    (Some(v), None) => match v.to_str() {
+                        Ok(_) => in_header = Some(v.clone()),
+                        Err(_) => {
+                            found = Arg::Text(String::from_utf8_lossy(v.as_bytes()).into_owned())
                         }
-                        ctx.request.headers.remove(header);
-                        if self.in_body {
-                            parse_once(&mut args, content_type.as_deref(), &body);
-                            if let Some(Some(a)) = &args {
-                                ctx.set_request_body(a.without(name));
-                            }
-                        }
-                    }
-                    key = Some(value);
-                    break;
+                    },
+                    (Some(_), Some(_)) => found = Arg::Many,
                 }
-                Arg::Many => return Err(self.unauthorized(DUPLICATE)),
-                Arg::Absent | Arg::Other => {}
             }
+            if in_header.is_none() {
+                if found == Arg::Absent && self.in_query {
+                    found = query_arg(ctx.request.uri.query().unwrap_or_default(), name);
+                }
+                if found == Arg::Absent && self.in_body {
+                    parse_once(&mut args, content_type.as_deref(), &body);
+                    found = args
+                        .as_ref()
+                        .and_then(Option::as_ref)
+                        .map_or(Arg::Absent, |a| a.get(name));
+                }
+            }
+            let hit = match (in_header, found) {
+                (Some(value), _) => Key::Header(value),
+                (None, Arg::Text(value)) => Key::Text(value),
+                (None, Arg::Many) => return Err(self.unauthorized(DUPLICATE)),
+                (None, Arg::Absent | Arg::Other) => continue,
+            };
+            if self.hide_credentials {
+                if let Some(uri) = without_query_arg(&ctx.request.uri, name) {
+                    ctx.request.uri = uri;
+                }
+                ctx.request.headers.remove(header);
+                if self.in_body {
+                    parse_once(&mut args, content_type.as_deref(), &body);
+                    if let Some(Some(a)) = &args {
+                        ctx.set_request_body(a.without(name));
+                    }
+                }
+            }
+            key = Some(hit);
+            break;
         }
         let key = key
+            .as_ref()
+            .map(Key::as_str)
             .filter(|k| !k.is_empty())
             .ok_or_else(|| self.unauthorized(NO_KEY))?;
         let Some(credential) = ctx
             .snapshot()
             .index
-            .find("keyauth_credentials", "key", &key)
+            .find("keyauth_credentials", "key", key)
             .first()
             .cloned()
         else {
             return Err(self.unauthorized(UNAUTHORIZED));
-        };
-        let Some(consumer) = auth::consumer_of(ctx, &credential) else {
-            tracing::error!(key = %key, "key-auth credential without consumer");
-            return Err(Denied {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                body: DeniedBody::Error("An unexpected error occurred".into()),
-                challenge: None,
-            });
         };
         let id = credential
             .get("id")
             .and_then(|v| v.as_str())
             .unwrap_or_default();
         let record = auth::credential(&credential, id);
+        let Some(consumer) = auth::consumer_of(ctx, &record) else {
+            tracing::error!(credential = %id, "key-auth credential without consumer");
+            return Err(Denied {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                body: DeniedBody::Error("An unexpected error occurred".into()),
+                challenge: None,
+            });
+        };
         ctx.authenticate(consumer, Some(record));
         Ok(())
     }
