@@ -315,6 +315,37 @@ alice-key\r\n--b0undary\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nv\r
     assert_eq!(h["x-consumer-username"], "alice2", "{h}");
     assert!(h.get("x-consumer-custom-id").is_none(), "{h}");
     assert_eq!(h["x-consumer-id"], alice.as_str());
+
+    // A key rotated, then deleted: the old key stops working at once (the node remembers what
+    // a key authenticates as only within one configuration).
+    admin(
+        &kong,
+        "PATCH",
+        &format!("/consumers/{alice}/key-auth/{cred_id}"),
+        json!({"key": "alice-rotated"}),
+    );
+    sync(&kong);
+    refused(
+        &get(&kong, "/k", &[("apikey", "alice-key")]),
+        401,
+        "Unauthorized",
+        Some("Key"),
+    );
+    let seen = upstream(&get(&kong, "/k", &[("apikey", "alice-rotated")]));
+    assert_eq!(seen["headers"]["x-credential-identifier"], cred_id);
+    admin(
+        &kong,
+        "DELETE",
+        &format!("/consumers/{alice}/key-auth/{cred_id}"),
+        Value::Null,
+    );
+    sync(&kong);
+    refused(
+        &get(&kong, "/k", &[("apikey", "alice-rotated")]),
+        401,
+        "Unauthorized",
+        Some("Key"),
+    );
 }
 
 #[test]

@@ -6,6 +6,8 @@
 //!   `X-Consumer-Username`): [`consumer_headers`].
 //! - A credential's [`Credential`] record, with its `X-Credential-Identifier` value:
 //!   [`credential`].
+//! - What a secret key (key-auth's) authenticates as in the current snapshot: [`by_key`],
+//!   which spares the search of the snapshot's credentials and consumers.
 //!
 //! Each memo is per thread and keyed by the document's address; it holds the document itself,
 //! so that address cannot be reused by another entity while the entry lives. An entity changed
@@ -15,13 +17,14 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use foldhash::fast::FixedState;
 use http::HeaderValue;
 use serde_json::Value;
 
 use super::ctx::Credential;
+use crate::snapshot::Snapshot;
 use crate::store::schema::Doc;
 
 /// Consumers (and, apart, credentials) a thread remembers before it starts over.
@@ -64,9 +67,27 @@ impl ConsumerHeaders {
 /// Entries by document address, each holding its document.
 type Memo<T> = HashMap<usize, (Arc<Doc>, T), FixedState>;
 
+/// What a credential authenticates as: its consumer and its record.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    /// The consumer owning the credential.
+    pub consumer: Arc<Doc>,
+    /// The credential's record.
+    pub credential: Credential,
+}
+
+/// Keys found in one snapshot (held weakly: an old snapshot is not kept alive, and its
+/// address is not reused while this is held).
+#[derive(Default)]
+struct Keys {
+    snapshot: Weak<Snapshot>,
+    found: HashMap<Box<str>, Authenticated, FixedState>,
+}
+
 thread_local! {
     static MEMO: RefCell<Memo<Rc<ConsumerHeaders>>> = RefCell::new(Memo::default());
     static CREDENTIALS: RefCell<Memo<Credential>> = RefCell::new(Memo::default());
+    static KEYS: RefCell<Keys> = RefCell::new(Keys::default());
 }
 
 /// The entry of `doc` in `memo`, made by `make` when missing.
@@ -98,6 +119,39 @@ pub fn credential(doc: &Arc<Doc>, identifier: &str) -> Credential {
         true => known,
         false => Credential::new(doc, identifier),
     }
+}
+
+/// What `key` authenticates as in `snapshot`: from this thread's memo, or found now by `find`
+/// (and remembered when found; failures are not). The memo starts over with every new
+/// snapshot, so a changed or deleted credential is never served from it.
+pub fn by_key<E>(
+    snapshot: &Arc<Snapshot>,
+    key: &str,
+    find: impl FnOnce() -> Result<Authenticated, E>,
+) -> Result<Authenticated, E> {
+    let known = KEYS.with(|memo| {
+        let memo = memo.borrow();
+        match std::ptr::eq(memo.snapshot.as_ptr(), Arc::as_ptr(snapshot)) {
+            true => memo.found.get(key).cloned(),
+            false => None,
+        }
+    });
+    if let Some(known) = known {
+        return Ok(known);
+    }
+    let found = find()?;
+    KEYS.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        if !std::ptr::eq(memo.snapshot.as_ptr(), Arc::as_ptr(snapshot)) {
+            memo.snapshot = Arc::downgrade(snapshot);
+            memo.found.clear();
+        }
+        if memo.found.len() >= CAPACITY {
+            memo.found.clear();
+        }
+        memo.found.insert(key.into(), found.clone());
+    });
+    Ok(found)
 }
 
 #[cfg(test)]
@@ -181,5 +235,35 @@ mod tests {
         let other = consumer(json!({"id": "k-2"}));
         assert_eq!(&*credential(&other, "k-2").id, "k-2");
         assert!(credential(&other, "k-2").consumer_id.is_none());
+    }
+
+    #[test]
+    fn a_key_is_found_once_per_snapshot() {
+        let found = |username: &str| Authenticated {
+            consumer: consumer(json!({"id": "c-1", "username": username})),
+            credential: credential(&consumer(json!({"id": "k-9"})), "k-9"),
+        };
+        let first = Arc::new(Snapshot::empty());
+        let mut searched = 0;
+        for _ in 0..3 {
+            let hit = by_key::<()>(&first, "secret", || {
+                searched += 1;
+                Ok(found("alice"))
+            });
+            let name = hit.ok().and_then(|a| a.consumer.get("username").cloned());
+            assert_eq!(name, Some(json!("alice")));
+        }
+        assert_eq!(searched, 1, "searched once, then remembered");
+
+        // A failure is not remembered: the next request searches again.
+        assert!(by_key(&first, "wrong", || Err("no such key")).is_err());
+        assert!(by_key::<()>(&first, "wrong", || Ok(found("late"))).is_ok());
+
+        // A new snapshot (a credential changed or deleted) starts over.
+        let second = Arc::new(Snapshot::empty());
+        let hit = by_key::<()>(&second, "secret", || Ok(found("bob")));
+        let name = hit.ok().and_then(|a| a.consumer.get("username").cloned());
+        assert_eq!(name, Some(json!("bob")));
+        assert!(by_key(&second, "wrong", || Err("gone")).is_err());
     }
 }

@@ -15,6 +15,7 @@ use serde_json::json;
 
 use super::auth::{self, Denied, DeniedBody};
 use super::body_args::{Arg, BodyArgs};
+use crate::plugins::identity::{self, Authenticated};
 use crate::plugins::{BuildEnv, Ctx, Kind, Plugin, PluginError, Step};
 use crate::store::schema::{typedefs, Doc, Field, PluginSchema, Record};
 
@@ -259,29 +260,34 @@ impl Instance {
             .map(Key::as_str)
             .filter(|k| !k.is_empty())
             .ok_or_else(|| self.unauthorized(NO_KEY))?;
-        let Some(credential) = ctx
-            .snapshot()
-            .index
-            .find("keyauth_credentials", "key", key)
-            .first()
-            .cloned()
-        else {
-            return Err(self.unauthorized(UNAUTHORIZED));
-        };
-        let id = credential
-            .get("id")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default();
-        let record = auth::credential(&credential, id);
-        let Some(consumer) = auth::consumer_of(ctx, &record) else {
-            tracing::error!(credential = %id, "key-auth credential without consumer");
-            return Err(Denied {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                body: DeniedBody::Error("An unexpected error occurred".into()),
-                challenge: None,
-            });
-        };
-        ctx.authenticate(consumer, Some(record));
+        let found = identity::by_key(ctx.snapshot(), key, || {
+            let Some(credential) = ctx
+                .snapshot()
+                .index
+                .find("keyauth_credentials", "key", key)
+                .first()
+            else {
+                return Err(self.unauthorized(UNAUTHORIZED));
+            };
+            let id = credential
+                .get("id")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default();
+            let record = auth::credential(credential, id);
+            let Some(consumer) = auth::consumer_of(ctx, &record) else {
+                tracing::error!(credential = %id, "key-auth credential without consumer");
+                return Err(Denied {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    body: DeniedBody::Error("An unexpected error occurred".into()),
+                    challenge: None,
+                });
+            };
+            Ok(Authenticated {
+                consumer,
+                credential: record,
+            })
+        })?;
+        ctx.authenticate(found.consumer, Some(found.credential));
         Ok(())
     }
 }
