@@ -9,10 +9,11 @@
 //! - What a secret key (key-auth's) authenticates as in the current snapshot: [`by_key`],
 //!   which spares the search of the snapshot's credentials and consumers.
 //!
-//! Each memo is per thread and keyed by the document's address; it holds the document itself,
-//! so that address cannot be reused by another entity while the entry lives. An entity changed
-//! by the Admin API is a new document in the next snapshot, hence a new entry; entries of
-//! documents no snapshot uses any more are dropped when the memo fills up.
+//! Each memo is per thread. The first two are keyed by the document's address and hold the
+//! document itself, so that address cannot be reused by another entity while the entry lives.
+//! An entity changed by the Admin API is a new document in the next snapshot, hence a new
+//! entry; entries of documents no snapshot uses any more are dropped when the memo fills up.
+//! The keys' memo belongs to one snapshot (held weakly) and starts over with the next one.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
